@@ -1,0 +1,205 @@
+/*
+ * config.h — the YAML configuration: types, loading, validation.
+ *
+ * A `struct config` is built by config_load_file()/config_load_string() and is
+ * immutable afterwards; every string and array in it is owned by it and freed
+ * by config_destroy(). Reload builds a new config and swaps it in (main.c);
+ * a bad file never touches the running one.
+ *
+ * Errors are reported as `file:line:col: message` lines (1-based line and
+ * column, as editors expect), one per problem, all problems of a file at once
+ * where the parser can continue.
+ *
+ * libyaml is included only by config.c. Thread-safety: loading is reentrant;
+ * a loaded config may be read from any thread.
+ */
+#ifndef PROMCAST_CONFIG_H
+#define PROMCAST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "selector.h"
+
+/* A string→string map kept as parallel arrays, sorted by key. */
+struct config_labels {
+    size_t n;
+    char **names;
+    char **values;
+};
+
+struct config_global {
+    int64_t step_ms; /* 0 when not set: the daemon uses 1m, backtest infers */
+    int64_t evaluation_interval_ms;
+    struct config_labels external_labels;
+};
+
+struct config_storage {
+    char *path;
+    int64_t snapshot_interval_ms;
+};
+
+/* Every limit; defaults and meaning are documented in limits.h. */
+struct config_limits {
+    uint64_t max_compressed_request_bytes;
+    uint64_t max_request_bytes; /* decompressed */
+    uint64_t max_series_per_request;
+    uint64_t max_labels_per_series;
+    uint64_t max_label_name_length;
+    uint64_t max_label_value_length;
+    uint64_t max_series;        /* modelled series */
+    uint64_t max_active_series; /* indexed series, modelled or not */
+    int64_t series_idle_ttl_ms;
+    uint64_t max_connections;
+    uint64_t max_inflight_requests; /* concurrent decodes before 503 */
+    int64_t request_timeout_ms;
+};
+
+/* One `rules:` entry: which series are modelled, and how. */
+struct config_rule {
+    char *match_text;
+    struct selector *match;
+    bool step_set; /* step given on the rule or globally */
+    struct model_params params;
+};
+
+struct config_tls {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *server_name;
+    bool insecure_skip_verify;
+};
+
+/* HTTP client settings shared by remote_write, remote_read, alertmanagers. */
+struct config_http_client {
+    char *url;
+    char *basic_auth_username;
+    char *basic_auth_password_file;
+    char *bearer_token_file;
+    struct config_tls tls;
+    int64_t timeout_ms;
+    struct config_labels headers;
+};
+
+struct config_remote_write {
+    struct config_http_client http;
+    int protocol; /* 1 or 2 */
+    uint64_t queue_capacity;
+    uint64_t max_samples_per_send;
+    int64_t batch_send_deadline_ms;
+    int64_t min_backoff_ms;
+    int64_t max_backoff_ms;
+    bool retry_on_http_429;
+    uint64_t shards;
+};
+
+struct config_remote_read {
+    bool enabled;
+    struct config_http_client http;
+    int64_t lookback_ms;
+    uint64_t max_series_per_request;
+    double requests_per_second;
+};
+
+struct config_alerting {
+    int64_t resend_delay_ms;
+    size_t n_alertmanagers;
+    struct config_http_client *alertmanagers;
+};
+
+enum config_alert_kind { ALERT_FORECAST = 0, ALERT_ANOMALY };
+
+struct config_alert_rule {
+    char *alert;
+    char *match_text;
+    struct selector *match;
+    enum config_alert_kind kind;
+    int64_t horizon_ms; /* forecast rules */
+    bool has_above, has_below;
+    double above, below;
+    double score_above; /* anomaly rules */
+    int64_t for_ms;
+    struct config_labels labels;
+    struct config_labels annotations;
+};
+
+struct config_kubernetes {
+    bool in_cluster;
+    char *api_server;
+    char *token_file;
+    char *ca_file;
+    bool insecure_skip_verify;
+    bool leader_election;
+    char *lease_name;
+    char *lease_namespace;
+    int64_t lease_duration_ms;
+    int64_t renew_deadline_ms;
+    int64_t retry_period_ms;
+};
+
+struct config_scaler {
+    char *name;
+    char *kind; /* Deployment | StatefulSet */
+    char *namespace_;
+    char *target_name;
+    char *match_text;
+    struct selector *match;
+    double capacity_per_replica;
+    int64_t lead_time_ms;
+    int64_t min_replicas;
+    int64_t max_replicas;
+    int64_t scale_up_stabilization_ms;
+    int64_t scale_down_stabilization_ms;
+    bool dry_run;
+};
+
+struct config {
+    char *source; /* file name, or "<embedded>" */
+    struct config_global global;
+    struct config_storage storage;
+    struct config_limits limits;
+    size_t n_rules;
+    struct config_rule *rules;
+    size_t n_remote_write;
+    struct config_remote_write *remote_write;
+    struct config_remote_read remote_read;
+    struct config_alerting alerting;
+    size_t n_alert_rules;
+    struct config_alert_rule *alert_rules;
+    bool kubernetes_set;
+    struct config_kubernetes kubernetes;
+    size_t n_scalers;
+    struct config_scaler *scalers;
+};
+
+/* The embedded default configuration's YAML text (models every series,
+ * writes back to http://127.0.0.1:9090/api/v1/write). */
+extern const char config_default_yaml[];
+
+/*
+ * Load and validate. On success returns a new config (caller owns it). On
+ * failure returns NULL and writes every error as a line `name:line:col: msg\n`
+ * into errbuf (truncated to errcap, always NUL-terminated); *nerrors gets the
+ * number of errors when not NULL. `name` is used in messages and as source.
+ */
+struct config *config_load_file(const char *path, char *errbuf, size_t errcap, int *nerrors);
+struct config *config_load_string(const char *name, const char *yaml, size_t len, char *errbuf,
+                                  size_t errcap, int *nerrors);
+void config_destroy(struct config *c);
+
+/* Parse a Prometheus duration ("1h30m", "7d", "500ms", "0s"); units y w d h m
+ * s ms, in that order, each at most once. Returns -1 on bad syntax or
+ * overflow. */
+int config_parse_duration(const char *s, int64_t *ms);
+
+/* Format ms as a Prometheus duration ("1h30m"); returns buf. */
+char *config_format_duration(int64_t ms, char *buf, size_t cap);
+
+/* The first rule whose selector matches, or NULL (series is not modelled). */
+const struct config_rule *config_match_rule(const struct config *c, const struct label *labels,
+                                            size_t n);
+
+#endif
