@@ -3,13 +3,16 @@
  *
  * Each line is assembled in a stack buffer and written with one write(2), so
  * concurrent threads never interleave within a line. Values are quoted and
- * escaped as logfmt (or JSON) requires. Does not rotate or buffer: stderr is
- * the container runtime's business.
+ * escaped as logfmt (or JSON) requires; invalid UTF-8 becomes U+FFFD. A line
+ * longer than the 4 KiB buffer is cut between escapes and still closed, so it
+ * stays parseable. Does not rotate or buffer: stderr is the container
+ * runtime's business.
  */
 #include "log.h"
 
 #include "clock.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,18 +57,32 @@ const char *log_fmt_u64(char *buf, unsigned cap, uint64_t v)
     return buf;
 }
 
+/* One log line. Pieces are appended whole or not at all, and LINE_RESERVE
+ * bytes are kept for the closing quote, brace and newline, so a line cut at
+ * the buffer size is still well-formed logfmt or JSON. */
+#define LINE_RESERVE 4
+
 struct line {
     char buf[4096];
     size_t len;
+    bool full; /* something did not fit: drop the rest of the content */
 };
 
 static void put(struct line *l, const char *s, size_t n)
 {
-    size_t room = sizeof l->buf - 2 - l->len; /* keep space for "\n" */
-    if (n > room)
-        n = room;
+    if (l->full || n > sizeof l->buf - LINE_RESERVE - l->len) {
+        l->full = true;
+        return;
+    }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
+}
+
+/* For closing characters only: may use the reserve. */
+static void put_closing(struct line *l, char c)
+{
+    if (l->len < sizeof l->buf)
+        l->buf[l->len++] = c;
 }
 
 static void puts_(struct line *l, const char *s)
@@ -83,10 +100,42 @@ static bool needs_quotes(const char *s)
     return false;
 }
 
-static void put_escaped(struct line *l, const char *s)
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    size_t n;
+    uint32_t cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Escapes for a quoted logfmt or JSON string. Invalid UTF-8 bytes become
+ * U+FFFD, as Go's logfmt and JSON encoders do, so a hostile label value can
+ * not make the line unparseable for log shippers. */
+static void put_escaped(struct line *l, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned char c = *s;
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
@@ -99,33 +148,56 @@ static void put_escaped(struct line *l, const char *s)
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
             put(l, esc, 6);
+        } else if (c >= 0x80) {
+            size_t n = utf8_len(s);
+            if (n == 0) {
+                put(l, "\xef\xbf\xbd", 3);
+                n = 1;
+            } else {
+                put(l, (const char *)s, n);
+            }
+            s += n;
+            continue;
         } else {
-            put(l, (const char *)&c, 1);
+            put(l, (const char *)s, 1);
         }
+        s++;
     }
 }
 
+/* Appends one key/value pair, or nothing if even its start does not fit; a
+ * quoted value cut short still gets its closing quote. */
 static void put_kv(struct line *l, int format, bool first, const char *k, const char *v)
 {
+    size_t mark = l->len;
+    bool quoted = true;
     if (format == LOG_FORMAT_JSON) {
         puts_(l, first ? "{\"" : ",\"");
         put_escaped(l, k);
         puts_(l, "\":\"");
-        put_escaped(l, v);
-        puts_(l, "\"");
+    } else {
+        if (!first)
+            puts_(l, " ");
+        puts_(l, k);
+        puts_(l, "=");
+        quoted = needs_quotes(v);
+        if (quoted)
+            puts_(l, "\"");
+    }
+    if (l->full) {
+        l->len = mark;
         return;
     }
-    if (!first)
-        puts_(l, " ");
-    puts_(l, k);
-    puts_(l, "=");
-    if (needs_quotes(v)) {
-        puts_(l, "\"");
+    if (quoted) {
         put_escaped(l, v);
-        puts_(l, "\"");
-    } else {
-        puts_(l, v);
+        put_closing(l, '"');
+        return;
     }
+    /* A bare value is plain ASCII: keep what fits of it. */
+    size_t n = strlen(v), room = sizeof l->buf - LINE_RESERVE - l->len;
+    put(l, v, n < room ? n : room);
+    if (n > room)
+        l->full = true;
 }
 
 void log_emit(enum log_level level, const char *file, int line, const char *msg, ...)
@@ -133,9 +205,12 @@ void log_emit(enum log_level level, const char *file, int line, const char *msg,
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (!log_enabled(level))
         return;
+    if ((unsigned)level > LOG_ERROR)
+        level = LOG_ERROR;
     int format = atomic_load(&current_format);
     struct line l;
     l.len = 0;
+    l.full = false;
 
     char ts[40];
     struct timespec now;
@@ -165,10 +240,12 @@ void log_emit(enum log_level level, const char *file, int line, const char *msg,
     }
     va_end(ap);
     if (format == LOG_FORMAT_JSON)
-        puts_(&l, "}");
-    l.buf[l.len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, l.buf, l.len);
-    (void)w;
+        put_closing(&l, '}');
+    put_closing(&l, '\n');
+    /* Up to PIPE_BUF bytes reach a pipe in one piece; retry only when a
+     * signal interrupted the call before anything was written. */
+    while (write(STDERR_FILENO, l.buf, l.len) < 0 && errno == EINTR)
+        ;
 }
 
 bool log_ratelimit_allow(struct log_ratelimit *rl, int64_t interval_ms, uint32_t burst,
