@@ -1,0 +1,191 @@
+/*
+ * series.h — the series index: the one owner of every label set promcast
+ * remembers, the per-series sample bookkeeping, and the selection decision
+ * (which config rule, if any, models a series).
+ *
+ * Shape: a power-of-two number of shards chosen by hash bits, each with its
+ * own mutex and open-addressing table, so ingest threads only meet when they
+ * touch the same shard and a shard grows or shrinks without stopping the
+ * others. A series entry holds a pointer to its interned label-name list
+ * ("schema", shared by every series with the same names) followed by its
+ * label values packed inline; see series.c for the byte layout.
+ *
+ * Ownership: label bytes given to series_ingest() are borrowed for the call
+ * and copied on insert. The index never keeps pointers into request buffers.
+ *
+ * Thread-safety: every function may be called from any thread concurrently,
+ * except series_index_create/destroy (no other call may run on the index
+ * during destroy). Callbacks (visit, model_destroy) run under one shard's
+ * lock: they must not call back into the index.
+ *
+ * Model state (a later issue): each entry has a `void *model` slot, NULL
+ * today. Whoever fills it will do so in series.c under the shard lock (see
+ * the MODEL HOOK comment in ingest_samples()); the index frees it through
+ * opts.model_destroy when the series is evicted, loses its rule, has its rule
+ * re-evaluated after set_rules, or the index is destroyed.
+ */
+#ifndef PROMCAST_SERIES_H
+#define PROMCAST_SERIES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+
+struct config;
+struct selector;
+struct series_index;
+
+#define SERIES_DEFAULT_SHARDS 256u
+#define SERIES_MAX_SHARDS     65536u
+
+struct series_index_opts {
+    size_t max_active_series;   /* limits.max_active_series: indexed series */
+    size_t max_modelled_series; /* limits.max_series: series with a model slot */
+    int64_t idle_ttl_ms;        /* limits.series_idle_ttl; <= 0: never evict */
+    unsigned nshards;           /* power of two <= SERIES_MAX_SHARDS; 0 = default */
+    /* Frees a series' model state (never called with NULL). Runs under a
+     * shard lock. NULL while nothing creates model state. */
+    void (*model_destroy)(void *ctx, void *model);
+    void *model_ctx;
+    /* Test hook: replaces the index's seeded label-set hash so tests can
+     * force collisions. NULL in production. */
+    uint64_t (*hash)(const struct label *labels, size_t n);
+};
+
+/* Fill opts with the defaults of limits.h (caps, TTL) and default shards,
+ * no hooks. */
+void series_index_opts_default(struct series_index_opts *opts);
+
+/* Take the caps and TTL from a loaded config's `limits:` (other fields of
+ * opts are left as they are). `cfg` is only read during the call. */
+void series_index_opts_from_config(struct series_index_opts *opts, const struct config *cfg);
+
+/* Returns NULL when out of memory or opts->nshards is not a power of two
+ * (or too large). opts is copied. */
+struct series_index *series_index_create(const struct series_index_opts *opts);
+
+/* Frees every series (calling model_destroy) and the index. NULL is fine.
+ * No other call may run on the index concurrently or after. */
+void series_index_destroy(struct series_index *idx);
+
+/*
+ * Replace caps and TTL (config reload); nshards and the hooks are fixed at
+ * creation and ignored here. Lowering a cap never evicts: existing series and
+ * model slots stay, new ones are refused until the count is below the cap.
+ * Thread-safe; takes effect for the next insert / sweep.
+ */
+void series_index_set_limits(struct series_index *idx, const struct series_index_opts *opts);
+
+/*
+ * Install the selection rules of a (new) config: the first rule whose
+ * selector matches models a series (config_match_rule). The pointer is
+ * borrowed: `cfg` must stay alive until the next set_rules call (or destroy)
+ * returns. When this call returns no thread uses the previous config any
+ * more, so the caller may free it then. NULL = nothing is modelled.
+ * Cached decisions of older configs are re-evaluated lazily on each series'
+ * next sample (idle series keep their old decision until evicted), so
+ * regexes run once per series per config, never per sample. Thread-safe
+ * (calls are serialised); briefly takes each shard lock in turn.
+ */
+void series_index_set_rules(struct series_index *idx, const struct config *cfg);
+
+/* Counters for one or more series_ingest() calls; each call adds to them.
+ * Caller-owned: zero it first, and give each thread its own. Every sample
+ * given lands in exactly one of: accepted, out_of_order, duplicates,
+ * duplicate_conflicts, dropped_samples_limit, dropped_invalid. */
+struct series_ingest_stats {
+    uint64_t samples;                 /* samples given */
+    uint64_t accepted;                /* newer than the series' last sample (stale markers too) */
+    uint64_t out_of_order;            /* t < last t: dropped */
+    uint64_t duplicates;              /* t == last t, same value bits: dropped */
+    uint64_t duplicate_conflicts;     /* t == last t, other value bits: dropped, first wins */
+    uint64_t stale;                   /* accepted stale markers (series paused) */
+    uint64_t new_series;              /* series inserted */
+    uint64_t dropped_series_limit;    /* new series refused: max_active_series */
+    uint64_t dropped_samples_limit;   /* their samples */
+    uint64_t unmodelled_series_limit; /* series matching a rule, refused a model slot
+                                         because of max_series (once per refusal) */
+    uint64_t modelled_samples;        /* accepted samples of modelled series */
+    uint64_t dropped_invalid;         /* samples of series whose label set is empty
+                                         once empty values are dropped */
+};
+
+/*
+ * Look up or insert the series and account its samples into *stats.
+ * `labels` must be sorted and valid (labels_validate() == LABELS_OK); labels
+ * with an empty value are ignored, as Prometheus does. Labels and samples
+ * are borrowed for the call; the label bytes are copied on insert. Samples
+ * must be in time order (per series) to be accepted. `now_ms` is wall time,
+ * used only for the idle TTL. Returns 0, or -1 when memory ran out inserting
+ * a new series (its samples are then not counted anywhere; stats untouched).
+ * Thread-safe; no allocation for an existing series.
+ */
+int series_ingest(struct series_index *idx, const struct label *labels, size_t n,
+                  const struct sample *samples, size_t ns, int64_t now_ms,
+                  struct series_ingest_stats *stats);
+
+/* One series of a decoded request, for series_ingest_batch(). */
+struct series_input {
+    const struct label *labels;
+    size_t n;
+    const struct sample *samples;
+    size_t ns;
+};
+
+/*
+ * series_ingest() for `count` series at once, same semantics and ownership
+ * (everything borrowed for the call), in input order. Preferred for whole
+ * requests: it overlaps the cache misses of neighbouring series, which at
+ * 100k+ series is most of the cost of a lookup. Returns -1 when memory ran
+ * out inserting one or more new series (those are not counted; the others
+ * are processed), else 0. Thread-safe; no allocation for existing series.
+ */
+int series_ingest_batch(struct series_index *idx, const struct series_input *in, size_t count,
+                        int64_t now_ms, struct series_ingest_stats *stats);
+
+/*
+ * Evict every series whose last ingest is idle_ttl_ms or more before now_ms.
+ * Locks one shard at a time. Returns the number evicted. For the periodic
+ * timer thread; thread-safe.
+ */
+size_t series_index_evict_idle(struct series_index *idx, int64_t now_ms);
+
+/* Series in the index (modelled or not), series holding a model slot, and
+ * bytes allocated by the index (entries, tables, interned names, allocator
+ * chunk headers included; model state excluded). Lock-free reads. */
+size_t series_index_count(const struct series_index *idx);
+size_t series_index_modelled(const struct series_index *idx);
+size_t series_index_memory_bytes(const struct series_index *idx);
+
+/* What the index knows about one series. */
+struct series_info {
+    int64_t last_t;       /* timestamp of the last accepted sample (ms);
+                             with last_v, meaningful when samples > 0 */
+    double last_v;        /* its value; the stale marker when `stale` */
+    bool stale;           /* last accepted sample was a stale marker */
+    int rule;             /* index into the rules of the config that made the
+                             decision (the current one once the series has had
+                             a sample since set_rules), -1 when none matched */
+    bool modelled;        /* holds a model slot (rule >= 0 and under max_series) */
+    uint64_t samples;     /* accepted samples since inserted */
+    int64_t last_seen_ms; /* now_ms of the last ingest */
+    const void *model;    /* model state, NULL until the model issue lands */
+};
+
+/*
+ * Call fn for every series matching sel (NULL = every series), one shard at a
+ * time under that shard's lock. The labels (sorted) and info are valid only
+ * during the callback. A nonzero return from fn (use a positive one) stops
+ * the walk and is returned; otherwise returns 0, or -1 when out of memory (a
+ * label set larger than the stack buffer). fn must not call into the index,
+ * and ingest into that shard waits while fn runs, so keep it short.
+ * Thread-safe.
+ */
+typedef int (*series_visit_fn)(void *ctx, const struct label *labels, size_t n,
+                               const struct series_info *info);
+int series_index_visit(struct series_index *idx, const struct selector *sel, series_visit_fn fn,
+                       void *ctx);
+
+#endif
