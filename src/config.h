@@ -10,18 +10,41 @@
  * column, as editors expect), one per problem, all problems of a file at once
  * where the parser can continue.
  *
+ * Every key, its type, default and meaning is documented in
+ * docs/configuration.md; deploy/promcast.yml is the canonical example and is
+ * loaded by the unit tests. An empty file is a valid config with every
+ * default and no rules (nothing is modelled).
+ *
+ * Loading is bounded whatever the input (fixed bounds, below): file size,
+ * YAML nesting, items per list or mapping, alias expansion and the number of
+ * error lines. Aliases (`*name`) are resolved by reference, not copied, and
+ * every node visited through them counts toward CONFIG_MAX_VISITS, so
+ * "billion laughs" documents fail with a clear error instead of exploding.
+ *
  * libyaml is included only by config.c. Thread-safety: loading is reentrant;
  * a loaded config may be read from any thread.
  */
 #ifndef PROMCAST_CONFIG_H
 #define PROMCAST_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "model.h"
 #include "selector.h"
+
+/* Fixed bounds of the loader (not configurable: they protect the loader). */
+#define CONFIG_MAX_FILE_BYTES (16u << 20) /* config file size */
+#define CONFIG_MAX_DEPTH      64u         /* YAML nesting of mappings/sequences */
+#define CONFIG_MAX_NODES      1000000u    /* YAML nodes in one file */
+#define CONFIG_MAX_ITEMS      10000u      /* entries of one sequence or mapping */
+#define CONFIG_MAX_VISITS     1000000u    /* nodes visited, aliases expanded */
+#define CONFIG_MAX_ERRORS     1000u       /* error lines reported for one file */
+/* Longest season or horizon in model steps (bounds per-series model state). */
+#define CONFIG_MAX_MODEL_STEPS 20160
 
 /* A string→string map kept as parallel arrays, sorted by key. */
 struct config_labels {
@@ -173,6 +196,7 @@ struct config {
     struct config_kubernetes kubernetes;
     size_t n_scalers;
     struct config_scaler *scalers;
+    _Atomic unsigned long refs; /* config_retain/config_release; 1 after loading */
 };
 
 /* The embedded default configuration's YAML text (models every series,
@@ -182,13 +206,28 @@ extern const char config_default_yaml[];
 /*
  * Load and validate. On success returns a new config (caller owns it). On
  * failure returns NULL and writes every error as a line `name:line:col: msg\n`
- * into errbuf (truncated to errcap, always NUL-terminated); *nerrors gets the
- * number of errors when not NULL. `name` is used in messages and as source.
+ * into errbuf (truncated to errcap, always NUL-terminated when errcap > 0;
+ * errbuf may be NULL when errcap is 0); *nerrors gets the number of errors
+ * when not NULL (0 on success). `name` is used in messages and as source;
+ * `yaml` (len bytes, need not be NUL-terminated) is borrowed for the call.
+ * A file that cannot be read gives one error line `path: message`.
  */
 struct config *config_load_file(const char *path, char *errbuf, size_t errcap, int *nerrors);
 struct config *config_load_string(const char *name, const char *yaml, size_t len, char *errbuf,
                                   size_t errcap, int *nerrors);
 void config_destroy(struct config *c);
+
+/*
+ * Reference counting for the running config, which readers on other threads
+ * keep while a reload swaps in a new one. A loaded config holds one
+ * reference. config_retain adds one and returns c; config_release drops one
+ * and destroys the config with the last. Both accept NULL and may be called
+ * from any thread (the counter is atomic; the caller that publishes the
+ * current pointer must make retain and the swap mutually exclusive).
+ * config_destroy frees regardless of references (single-owner use).
+ */
+struct config *config_retain(struct config *c);
+void config_release(struct config *c);
 
 /* Parse a Prometheus duration ("1h30m", "7d", "500ms", "0s"); units y w d h m
  * s ms, in that order, each at most once. Returns -1 on bad syntax or
@@ -198,8 +237,16 @@ int config_parse_duration(const char *s, int64_t *ms);
 /* Format ms as a Prometheus duration ("1h30m"); returns buf. */
 char *config_format_duration(int64_t ms, char *buf, size_t cap);
 
-/* The first rule whose selector matches, or NULL (series is not modelled). */
+/* The first rule whose selector matches, or NULL (series is not modelled).
+ * Labels are borrowed for the call. Thread-safe. */
 const struct config_rule *config_match_rule(const struct config *c, const struct label *labels,
                                             size_t n);
+
+/*
+ * `promcast check-config FILE`: load `path`, print every error line (or
+ * "path: OK, N rules, ..." on success) to `out`, and return the process exit
+ * code: 0 valid, 1 invalid or unreadable.
+ */
+int config_check_file(const char *path, FILE *out);
 
 #endif

@@ -27,10 +27,10 @@ static int test_failures;
         }                                                                                          \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol, ...)                                                                 \
-    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "got %.17g want %.17g (tol %g): ",             \
-          (double)(a), (double)(b), (double)(tol)),                                                \
-        ((void)0)
+/* CHECK_NEAR(got, want, tol, what): `what` is a plain string naming the case. */
+#define CHECK_NEAR(a, b, tol, what)                                                                \
+    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s: got %.17g want %.17g (tol %g)", (what),   \
+          (double)(a), (double)(b), (double)(tol))
 
 static inline int test_main_end(const char *name)
 {
