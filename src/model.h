@@ -26,9 +26,12 @@
 
 #include "labels.h"
 
-#define MODEL_MAX_HORIZONS 8
-#define MODEL_MAX_SEASONS  2
+#define MODEL_MAX_HORIZONS  8
+#define MODEL_MAX_SEASONS   2
 #define MODEL_STATE_VERSION 1
+/* Sample values beyond +-this are ignored like NaN (MODEL_F_INVALID): no
+ * metric has them, and squares of errors of such values overflow. */
+#define MODEL_VALUE_MAX 1e30
 
 enum model_kind { MODEL_AUTO = 0, MODEL_HOLT_WINTERS, MODEL_AR, MODEL_LEVEL };
 enum model_transform { MODEL_TRANSFORM_NONE = 0, MODEL_TRANSFORM_RATE };
@@ -62,7 +65,8 @@ enum {
     MODEL_F_STALE = 1u << 2,     /* stale marker: series paused */
     MODEL_F_RESET = 1u << 3,     /* counter reset seen (transform rate) */
     MODEL_F_GAP = 1u << 4,       /* one or more steps without data were skipped */
-    MODEL_F_INVALID = 1u << 5,   /* NaN/Inf value that is not a stale marker: ignored */
+    MODEL_F_INVALID = 1u << 5,   /* NaN/Inf (not a stale marker) or |v| > MODEL_VALUE_MAX:
+                                    ignored */
 };
 
 /* One closed step. */
@@ -81,8 +85,9 @@ struct model_output {
 
 /* What the explain view shows. */
 struct model_info {
-    enum model_kind active;    /* the model auto currently trusts most */
-    int nseasons;              /* detected or configured */
+    enum model_kind active; /* the model auto currently trusts most (the
+                               naive candidate is reported as MODEL_LEVEL) */
+    int nseasons;           /* detected or configured */
     int64_t season_ms[MODEL_MAX_SEASONS];
     double alpha, beta, gamma, phi; /* Holt-Winters smoothing / damping */
     double level, trend;
@@ -99,10 +104,22 @@ size_t model_state_size(const struct model_params *p);
 void model_init(void *state, const struct model_params *p);
 
 /*
+ * Check that `size` bytes at state (e.g. read back from a snapshot) are a
+ * state that model_init() made for params with the same layout as p, in this
+ * build: magic, MODEL_STATE_VERSION, size, step, kind, seasons and horizons
+ * all match. A state that fails must be re-initialised, not used. The state
+ * is native-endian (floats and integers as in memory): snapshots are not
+ * portable across architectures. Returns 0 or -1. Pure; state is borrowed.
+ */
+int model_state_check(const void *state, size_t size, const struct model_params *p);
+
+/*
  * Feed one raw sample. Samples should come in time order per series; a sample
  * older than the open step is dropped (MODEL_F_LATE). A sample past the open
  * step closes it (and reports the steps in between as a gap, without filling
- * them). Writes up to max_out outputs for closed steps and returns how many;
+ * them). Writes up to max_out outputs for closed steps and returns how many
+ * (one sample closes at most one step, so max_out = 1 suffices; out may be
+ * NULL with max_out = 0 to update without outputs);
  * *flags (may be NULL) receives MODEL_F_* bits.
  */
 int model_observe(void *state, const struct model_params *p, int64_t t, double v,
@@ -118,13 +135,16 @@ int model_flush(void *state, const struct model_params *p, int64_t now, struct m
  * k = 1..n with n = min(max, longest horizon / step). Returns n (0 when the
  * model has no data yet). Arrays may be NULL except t and yhat.
  */
-int model_forecast_path(const void *state, const struct model_params *p, int64_t *t,
-                        double *yhat, double *lower, double *upper, int max);
+int model_forecast_path(const void *state, const struct model_params *p, int64_t *t, double *yhat,
+                        double *lower, double *upper, int max);
 
 /*
  * Initialise from a batch of history (time-ordered samples, stale markers
  * allowed): fits parameters and seasonality on the whole batch and leaves the
  * state as if the samples had been observed live. Returns 0, -1 if n == 0.
+ * (It calls model_init() and replays the batch through model_observe(), so
+ * the result is exactly the live state; the last step stays open, as live.
+ * Cost: n samples' worth of model_observe.) hist is borrowed.
  */
 int model_warm_start(void *state, const struct model_params *p, const struct sample *hist,
                      size_t n);
