@@ -46,7 +46,10 @@ struct log_ratelimit {
     _Atomic uint32_t count;
     _Atomic uint64_t suppressed;
 };
-#define LOG_RATELIMIT_INIT {0, 0, 0}
+#define LOG_RATELIMIT_INIT                                                                         \
+    {                                                                                              \
+        0, 0, 0                                                                                    \
+    }
 bool log_ratelimit_allow(struct log_ratelimit *rl, int64_t interval_ms, uint32_t burst,
                          uint64_t *suppressed);
 

@@ -2,7 +2,10 @@
 #include "labels.h"
 #include "testlib.h"
 
-#define L(n, v) {n, v, sizeof(n) - 1, sizeof(v) - 1}
+#define L(n, v)                                                                                    \
+    {                                                                                              \
+        n, v, sizeof(n) - 1, sizeof(v) - 1                                                         \
+    }
 
 static void test_sort_and_validate(void)
 {
