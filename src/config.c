@@ -1147,9 +1147,13 @@ static const struct node *seq_at(struct ctx *c, const struct node *m, const char
 
 /* ---- sections ------------------------------------------------------------------------- */
 
-static const char *const top_keys[] = {"global",       "storage",     "limits",   "rules",
-                                       "remote_write", "remote_read", "alerting", "alert_rules",
-                                       "kubernetes",   "scalers",     NULL};
+static const char *const top_keys[] = {"global",      "storage",      "output",      "limits",
+                                       "rules",       "remote_write", "remote_read", "alerting",
+                                       "alert_rules", "kubernetes",   "scalers",     NULL};
+
+/* Default suffixes of the output series, by enum config_output_kind. */
+static const char *const output_keys[OUTPUT__COUNT] = {"yhat", "yhat_lower", "yhat_upper",
+                                                       "anomaly_score", "forecast"};
 
 static void parse_global(struct ctx *c, struct config *cfg, const struct node *root)
 {
@@ -1164,13 +1168,69 @@ static void parse_global(struct ctx *c, struct config *cfg, const struct node *r
 
 static void parse_storage(struct ctx *c, struct config *cfg, const struct node *root)
 {
-    static const char *const keys[] = {"path", "snapshot_interval", NULL};
+    static const char *const keys[] = {"path", "snapshot_interval", "shutdown_timeout", NULL};
     const struct node *s = map_get(root, "storage");
     if (!map_check(c, s, "storage", keys))
         return;
     if (get_string(c, s, "storage", "path", &cfg->storage.path) == 1 && !*cfg->storage.path)
         node_err(c, map_get(s, "path"), "storage.path: must not be empty");
-    get_duration(c, s, "storage", "snapshot_interval", &cfg->storage.snapshot_interval_ms, 1);
+    get_duration(c, s, "storage", "snapshot_interval", &cfg->storage.snapshot_interval_ms, 1000);
+    get_duration(c, s, "storage", "shutdown_timeout", &cfg->storage.shutdown_timeout_ms, 1000);
+}
+
+/* A metric-name fragment: only characters valid in a metric name. */
+static void check_name_part(struct ctx *c, const struct node *m, const char *key, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == ':')) {
+            node_err(c, map_get(m, key),
+                     "output.%s: \"%s\" may only contain [a-zA-Z0-9_:] (it becomes part of a "
+                     "metric name)",
+                     key, v);
+            return;
+        }
+    }
+}
+
+static void parse_output(struct ctx *c, struct config *cfg, const struct node *root)
+{
+    static const char *const keys[] = {"prefix",        "yhat",          "yhat_lower",
+                                       "yhat_upper",    "anomaly_score", "forecast",
+                                       "horizon_label", "history",       NULL};
+    struct config_output *o = &cfg->output;
+    const struct node *m = map_get(root, "output");
+    if (!map_check(c, m, "output", keys))
+        return;
+    if (get_string(c, m, "output", "prefix", &o->prefix) == 1)
+        check_name_part(c, m, "prefix", o->prefix);
+    for (int k = 0; k < OUTPUT__COUNT; k++) {
+        if (get_string(c, m, "output", output_keys[k], &o->suffix[k]) != 1)
+            continue;
+        if (!*o->suffix[k])
+            node_err(c, map_get(m, output_keys[k]),
+                     "output.%s: must not be empty (outputs would collide with their input)",
+                     output_keys[k]);
+        else
+            check_name_part(c, m, output_keys[k], o->suffix[k]);
+    }
+    if (get_string(c, m, "output", "horizon_label", &o->horizon_label) == 1) {
+        const char *h = o->horizon_label;
+        bool ok = *h && !(h[0] >= '0' && h[0] <= '9') && strncmp(h, "__", 2) != 0;
+        for (const char *p = h; ok && *p; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '_';
+        if (!ok)
+            node_err(c, map_get(m, "horizon_label"),
+                     "output.horizon_label: \"%s\" is not a valid label name", h);
+    }
+    get_duration(c, m, "output", "history", &o->history_ms, 0);
+    for (int a = 0; a < OUTPUT__COUNT; a++)
+        for (int b = a + 1; b < OUTPUT__COUNT; b++)
+            if (o->suffix[a] && o->suffix[b] && strcmp(o->suffix[a], o->suffix[b]) == 0)
+                node_err(c, m, "output: %s and %s have the same suffix \"%s\"", output_keys[a],
+                         output_keys[b], o->suffix[a]);
 }
 
 static void parse_limits(struct ctx *c, struct config *cfg, const struct node *root)
@@ -1777,6 +1837,8 @@ static void config_defaults(struct config *cfg)
 {
     cfg->global.evaluation_interval_ms = 30000;
     cfg->storage.snapshot_interval_ms = 5 * 60 * 1000;
+    cfg->storage.shutdown_timeout_ms = 30 * 1000;
+    cfg->output.history_ms = 60 * 60 * 1000;
     struct config_limits *l = &cfg->limits;
     l->max_compressed_request_bytes = LIMIT_MAX_COMPRESSED_REQUEST_BYTES;
     l->max_request_bytes = LIMIT_MAX_REQUEST_BYTES;
@@ -1821,7 +1883,17 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     atomic_init(&cfg->refs, 1);
     cfg->source = strdup(c.name);
     cfg->storage.path = strdup("data/");
-    if (!cfg->source || !cfg->storage.path) {
+    bool outputs_ok = true;
+    cfg->output.prefix = strdup("");
+    cfg->output.horizon_label = strdup("horizon");
+    for (int k = 0; k < OUTPUT__COUNT; k++) {
+        char sfx[32];
+        snprintf(sfx, sizeof sfx, ":%s", output_keys[k]);
+        cfg->output.suffix[k] = strdup(sfx);
+        outputs_ok = outputs_ok && cfg->output.suffix[k];
+    }
+    if (!cfg->source || !cfg->storage.path || !cfg->output.prefix || !cfg->output.horizon_label ||
+        !outputs_ok) {
         err_line(&c, 0, 0, "out of memory");
         goto fail;
     }
@@ -1835,6 +1907,7 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
         if (map_check(&c, root, "", top_keys)) {
             parse_global(&c, cfg, root);
             parse_storage(&c, cfg, root);
+            parse_output(&c, cfg, root);
             parse_limits(&c, cfg, root);
             parse_rules(&c, cfg, root);
             parse_remote_write(&c, cfg, root);
@@ -1910,6 +1983,10 @@ void config_destroy(struct config *c)
     free(c->source);
     labels_cleanup(&c->global.external_labels);
     free(c->storage.path);
+    free(c->output.prefix);
+    free(c->output.horizon_label);
+    for (int k = 0; k < OUTPUT__COUNT; k++)
+        free(c->output.suffix[k]);
     for (size_t i = 0; i < c->n_rules; i++) {
         free(c->rules[i].match_text);
         selector_destroy(c->rules[i].match);

@@ -62,6 +62,24 @@ struct config_global {
 struct config_storage {
     char *path;
     int64_t snapshot_interval_ms;
+    int64_t shutdown_timeout_ms; /* SIGTERM: flush queues and snapshot within this */
+};
+
+/* The output series written back and served by remote read. */
+enum config_output_kind {
+    OUTPUT_YHAT = 0,
+    OUTPUT_YHAT_LOWER,
+    OUTPUT_YHAT_UPPER,
+    OUTPUT_ANOMALY_SCORE,
+    OUTPUT_FORECAST,
+    OUTPUT__COUNT
+};
+
+struct config_output {
+    char *prefix;                /* prepended to NAME; "" by default */
+    char *suffix[OUTPUT__COUNT]; /* ":yhat", ":yhat_lower", ... ":forecast" */
+    char *horizon_label;         /* label carrying the horizon of NAME:forecast */
+    int64_t history_ms;          /* recent outputs kept in memory for remote read */
 };
 
 /* Every limit; defaults and meaning are documented in limits.h. */
@@ -183,6 +201,7 @@ struct config {
     char *source; /* file name, or "<embedded>" */
     struct config_global global;
     struct config_storage storage;
+    struct config_output output;
     struct config_limits limits;
     size_t n_rules;
     struct config_rule *rules;

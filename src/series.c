@@ -76,7 +76,7 @@ struct schema {
 
 struct series {
     const struct schema *schema;
-    void *model;            /* model state; NULL until the model issue lands */
+    void *model;            /* model state owned through idx->hooks, or NULL */
     int64_t last_t;         /* last accepted sample, valid when nsamples > 0 */
     uint64_t last_bits;     /* its value bits (stale markers never touch an FPU) */
     int64_t last_seen_ms;   /* now_ms of the last ingest, for the idle TTL */
@@ -113,9 +113,8 @@ struct series_index {
     struct shard *shards;
     unsigned nshards;
     uint64_t (*hash)(const struct label *labels, size_t n); /* test hook, else NULL */
-    uint64_t seed, key; /* series_hash() keys, random per index */
-    void (*model_destroy)(void *ctx, void *model);
-    void *model_ctx;
+    uint64_t seed, key;               /* series_hash() keys, random per index */
+    struct series_model_hooks *hooks; /* NULL: nothing is modelled */
 
     _Atomic size_t max_active;
     _Atomic size_t max_modelled;
@@ -527,8 +526,8 @@ static struct series *series_alloc(struct series_index *idx, const struct label 
 
 static void model_drop(struct series_index *idx, struct series *s)
 {
-    if (s->model && idx->model_destroy)
-        idx->model_destroy(idx->model_ctx, s->model);
+    if (s->model && idx->hooks)
+        idx->hooks->destroy(idx->hooks->ctx, s->model);
     s->model = NULL;
 }
 
@@ -594,9 +593,11 @@ static void rule_decide(struct series_index *idx, const struct shard *sh, struct
 {
     const struct config_rule *r = sh->cfg ? config_match_rule(sh->cfg, labels, n) : NULL;
     int32_t rule = r ? (int32_t)(r - sh->cfg->rules) : -1;
-    /* The new config may give the rule other parameters: state made under
-     * the old one is not reused. */
-    model_drop(idx, s);
+    /* State made under the old config is kept only when the model owner
+     * says the new rule has the same parameters (a reload must not forget
+     * what was learned). */
+    if (s->model && (rule < 0 || !idx->hooks->rebind(idx->hooks->ctx, s->model, sh->cfg, rule)))
+        model_drop(idx, s);
     if (rule < 0)
         slot_release(idx, s);
     s->flags &= (uint8_t)~SERIES_F_DENIED;
@@ -606,8 +607,9 @@ static void rule_decide(struct series_index *idx, const struct shard *sh, struct
         model_slot_try(idx, s, st);
 }
 
-static void ingest_samples(struct series *s, const struct sample *smp, size_t ns,
-                           struct series_ingest_stats *st)
+static void ingest_samples(struct series_index *idx, const struct shard *sh, struct series *s,
+                           const struct label *labels, size_t n, const struct sample *smp,
+                           size_t ns, struct series_ingest_stats *st)
 {
     for (size_t k = 0; k < ns; k++) {
         uint64_t bits;
@@ -634,9 +636,13 @@ static void ingest_samples(struct series *s, const struct sample *smp, size_t ns
         }
         if (s->flags & SERIES_F_MODELLED) {
             st->modelled_samples++;
-            /* MODEL HOOK: model_observe(s->model, params of rule s->rule, t, v,
-             * ...) goes here, under the shard lock; create s->model on first
-             * use with model_state_size() bytes. */
+            const struct series_model_hooks *h = idx->hooks;
+            if (!h)
+                continue;
+            if (!s->model)
+                s->model = h->create(h->ctx, sh->cfg, s->rule, labels, n);
+            if (s->model)
+                h->observe(h->ctx, s->model, labels, n, &smp[k]);
         }
     }
 }
@@ -676,8 +682,7 @@ struct series_index *series_index_create(const struct series_index_opts *opts)
         idx->seed = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)idx;
         idx->key = hash_mix(idx->seed ^ HASH_P1, (uint64_t)getpid() ^ HASH_P2);
     }
-    idx->model_destroy = opts->model_destroy;
-    idx->model_ctx = opts->model_ctx;
+    idx->hooks = opts->hooks;
     series_index_set_limits(idx, opts);
     pthread_mutex_init(&idx->rules_lock, NULL);
     pthread_mutex_init(&idx->schema_lock, NULL);
@@ -847,7 +852,7 @@ static int ingest_hashed(struct series_index *idx, uint64_t hash, const struct l
     else if (s->rule >= 0 && !(s->flags & SERIES_F_MODELLED))
         model_slot_try(idx, s, stats);
     stats->samples += ns;
-    ingest_samples(s, samples, ns, stats);
+    ingest_samples(idx, sh, s, labels, n, samples, ns, stats);
     pthread_mutex_unlock(&sh->lock);
     return 0;
 }
@@ -1060,4 +1065,108 @@ int series_index_visit(struct series_index *idx, const struct selector *sel, ser
     if (buf != stack)
         free(buf);
     return rc;
+}
+
+int series_index_visit_models(struct series_index *idx, const struct selector *sel,
+                              series_model_visit_fn fn, void *ctx)
+{
+    struct label stack[STACK_LABELS];
+    struct label *buf = stack;
+    size_t bufcap = STACK_LABELS;
+    int rc = 0;
+    for (unsigned k = 0; k < idx->nshards && rc == 0; k++) {
+        struct shard *sh = &idx->shards[k];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t i = 0; i < sh->t.cap && rc == 0; i++) {
+            struct series *s = sh->t.slots[i].p;
+            if (!s || !s->model)
+                continue;
+            size_t n = s->schema->n;
+            if (n > bufcap) {
+                struct label *nb = malloc(n * sizeof *nb);
+                if (!nb) {
+                    rc = -1;
+                    break;
+                }
+                if (buf != stack)
+                    free(buf);
+                buf = nb;
+                bufcap = n;
+            }
+            series_labels(s, buf);
+            if (sel && !selector_match(sel, buf, n))
+                continue;
+            rc = fn(ctx, buf, n, s->model);
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+int series_index_with_model(struct series_index *idx, const struct label *labels, size_t n,
+                            series_model_visit_fn fn, void *ctx)
+{
+    if (n == 0)
+        return 1;
+    uint64_t hash = hash_of(idx, labels, n);
+    struct shard *sh = shard_of(idx, hash);
+    size_t pos;
+    int rc = 1;
+    pthread_mutex_lock(&sh->lock);
+    struct series *s = probe(&sh->t, hash, labels, n, &pos);
+    if (s && s->model)
+        rc = fn(ctx, labels, n, s->model);
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+int series_index_restore(struct series_index *idx, const struct label *labels, size_t n,
+                         int64_t last_t, void *model, int64_t now_ms)
+{
+    const struct series_model_hooks *h = idx->hooks;
+    struct series_ingest_stats st = {0};
+    if (n == 0 || !h) {
+        if (h && model)
+            h->destroy(h->ctx, model);
+        return 0;
+    }
+    uint64_t hash = hash_of(idx, labels, n);
+    struct shard *sh = shard_of(idx, hash);
+    size_t pos = 0;
+    int rc = 0;
+    pthread_mutex_lock(&sh->lock);
+    struct series *s = probe(&sh->t, hash, labels, n, &pos);
+    if (!s) {
+        bool refused;
+        s = series_insert(idx, sh, hash, pos, labels, n, now_ms, &refused);
+        if (!s) {
+            pthread_mutex_unlock(&sh->lock);
+            if (model)
+                h->destroy(h->ctx, model);
+            return refused ? 0 : -1;
+        }
+        s->last_t = last_t;
+        s->nsamples = 1; /* so older samples count as out of order, as before */
+    }
+    rule_decide(idx, sh, s, labels, n, &st);
+    if (model && !s->model && (s->flags & SERIES_F_MODELLED) &&
+        h->rebind(h->ctx, model, sh->cfg, s->rule)) {
+        s->model = model;
+        model = NULL;
+        rc = 1;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (model)
+        h->destroy(h->ctx, model);
+    return rc;
+}
+
+void series_index_barrier(struct series_index *idx)
+{
+    for (unsigned k = 0; k < idx->nshards; k++) {
+        pthread_mutex_lock(&idx->shards[k].lock);
+        pthread_mutex_unlock(&idx->shards[k].lock);
+    }
 }

@@ -15,14 +15,15 @@
  *
  * Thread-safety: every function may be called from any thread concurrently,
  * except series_index_create/destroy (no other call may run on the index
- * during destroy). Callbacks (visit, model_destroy) run under one shard's
+ * during destroy). Callbacks (visit, model hooks) run under one shard's
  * lock: they must not call back into the index.
  *
- * Model state (a later issue): each entry has a `void *model` slot, NULL
- * today. Whoever fills it will do so in series.c under the shard lock (see
- * the MODEL HOOK comment in ingest_samples()); the index frees it through
- * opts.model_destroy when the series is evicted, loses its rule, has its rule
- * re-evaluated after set_rules, or the index is destroyed.
+ * Model state: each entry has a `void *model` slot owned through the
+ * series_model_hooks given at creation (the pipeline): created on the first
+ * accepted sample of a series holding a model slot, fed every accepted
+ * sample, kept across a config reload when the hooks say the rule is
+ * compatible, and destroyed on eviction, loss of the rule, or index
+ * destroy.
  */
 #ifndef PROMCAST_SERIES_H
 #define PROMCAST_SERIES_H
@@ -40,15 +41,40 @@ struct series_index;
 #define SERIES_DEFAULT_SHARDS 256u
 #define SERIES_MAX_SHARDS     65536u
 
+/*
+ * Hooks through which the index hands modelled series to the model owner
+ * (pipeline.c). Every hook runs under the series' shard lock: it must be
+ * quick, must not call into the index, and may take only leaf locks. The
+ * struct is borrowed for the index's lifetime.
+ */
+struct series_model_hooks {
+    void *ctx;
+    /* First accepted sample of a series that holds a model slot under
+     * rules[rule] of cfg: return new state, or NULL to skip this sample
+     * (create is tried again on the next one). Labels: sorted, borrowed. */
+    void *(*create)(void *ctx, const struct config *cfg, int rule, const struct label *labels,
+                    size_t n);
+    /* The series' rule was decided again under a new config (set_rules):
+     * return true to keep `model` for rules[rule] of cfg (same parameters),
+     * false to have it destroyed. */
+    bool (*rebind)(void *ctx, void *model, const struct config *cfg, int rule);
+    /* One accepted sample (in time order per series) of a modelled series.
+     * Stale markers included (bit-exact). */
+    void (*observe)(void *ctx, void *model, const struct label *labels, size_t n,
+                    const struct sample *sample);
+    /* Free state (never called with NULL): on eviction, loss of the rule or
+     * of the model slot, a refused rebind, destroy. */
+    void (*destroy)(void *ctx, void *model);
+};
+
 struct series_index_opts {
     size_t max_active_series;   /* limits.max_active_series: indexed series */
     size_t max_modelled_series; /* limits.max_series: series with a model slot */
     int64_t idle_ttl_ms;        /* limits.series_idle_ttl; <= 0: never evict */
     unsigned nshards;           /* power of two <= SERIES_MAX_SHARDS; 0 = default */
-    /* Frees a series' model state (never called with NULL). Runs under a
-     * shard lock. NULL while nothing creates model state. */
-    void (*model_destroy)(void *ctx, void *model);
-    void *model_ctx;
+    /* Model state of modelled series (the pipeline); all NULL = series
+     * are selected and counted but nothing is modelled. */
+    struct series_model_hooks *hooks;
     /* Test hook: replaces the index's seeded label-set hash so tests can
      * force collisions. NULL in production. */
     uint64_t (*hash)(const struct label *labels, size_t n);
@@ -171,7 +197,7 @@ struct series_info {
     bool modelled;        /* holds a model slot (rule >= 0 and under max_series) */
     uint64_t samples;     /* accepted samples since inserted */
     int64_t last_seen_ms; /* now_ms of the last ingest */
-    const void *model;    /* model state, NULL until the model issue lands */
+    const void *model;    /* model state (hooks), NULL when none */
 };
 
 /*
@@ -187,5 +213,37 @@ typedef int (*series_visit_fn)(void *ctx, const struct label *labels, size_t n,
                                const struct series_info *info);
 int series_index_visit(struct series_index *idx, const struct selector *sel, series_visit_fn fn,
                        void *ctx);
+
+/*
+ * Like series_index_visit, for series that hold model state only, handing
+ * the state to fn mutable (flushing quiet steps, snapshots, remote read).
+ * Same locking rules.
+ */
+typedef int (*series_model_visit_fn)(void *ctx, const struct label *labels, size_t n, void *model);
+int series_index_visit_models(struct series_index *idx, const struct selector *sel,
+                              series_model_visit_fn fn, void *ctx);
+
+/*
+ * Find one series by its exact label set (sorted, no empty values) and, if
+ * it holds model state, call fn with it under the shard lock. Returns fn's
+ * result, or 1 when the series is absent or has no state. Thread-safe.
+ */
+int series_index_with_model(struct series_index *idx, const struct label *labels, size_t n,
+                            series_model_visit_fn fn, void *ctx);
+
+/*
+ * Restore a series from a snapshot: insert it (or find it), decide its rule
+ * under the current config and, when it gets a model slot and the hooks'
+ * rebind accepts `model` for that rule, adopt `model` (ownership passes to
+ * the index either way: a refused model is destroyed through the hooks).
+ * last_t is the series' last accepted sample time. Returns 1 when the model
+ * was adopted, 0 when it was not, -1 out of memory (model destroyed).
+ */
+int series_index_restore(struct series_index *idx, const struct label *labels, size_t n,
+                         int64_t last_t, void *model, int64_t now_ms);
+
+/* Wait until no thread is inside a model hook that started before the
+ * call: locks and unlocks every shard once. For swapping what hooks use. */
+void series_index_barrier(struct series_index *idx);
 
 #endif

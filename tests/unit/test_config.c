@@ -380,7 +380,7 @@ static const struct bad_case bad_cases[] = {
      "horizons, interval_coverage, step, aggregation)",
      1},
     {"foo: 1\n",
-     "t.yml:1:1: unknown key \"foo\" at top level (known: global, storage, limits, "
+     "t.yml:1:1: unknown key \"foo\" at top level (known: global, storage, output, limits, "
      "rules, remote_write, remote_read, alerting, alert_rules, kubernetes, scalers)",
      1},
     {"- a\n", "t.yml:1:1: top level: expected a mapping, got a sequence", 1},

@@ -731,30 +731,153 @@ static void test_memory(void)
     series_index_destroy(NULL);
 }
 
-/* ---- model hook ----------------------------------------------------------- */
+/* ---- model hooks ---------------------------------------------------------- */
 
-static void test_model_hook_idle(void)
+/* A fake model owner: each state is a counter of observed samples. rebind
+ * keeps state only for rules whose index matches `keep_rule`. */
+struct fake_models {
+    int created, observed, destroyed, rebinds;
+    int keep_rule;
+    bool refuse_create;
+};
+
+struct fake_state {
+    int rule;
+    int samples;
+};
+
+static void *fake_create(void *ctx, const struct config *cfg, int rule, const struct label *labels,
+                         size_t n)
 {
-    /* Nothing creates model state yet: the hook must never be called with
-     * NULL. Exercised through eviction and destroy of modelled series. */
+    struct fake_models *f = ctx;
+    (void)cfg;
+    CHECK(n > 0 && labels_sorted(labels, n), "create got unsorted or empty labels");
+    if (f->refuse_create)
+        return NULL;
+    struct fake_state *st = calloc(1, sizeof *st);
+    st->rule = rule;
+    f->created++;
+    return st;
+}
+
+static bool fake_rebind(void *ctx, void *model, const struct config *cfg, int rule)
+{
+    struct fake_models *f = ctx;
+    (void)cfg;
+    f->rebinds++;
+    ((struct fake_state *)model)->rule = rule;
+    return rule == f->keep_rule;
+}
+
+static void fake_observe(void *ctx, void *model, const struct label *labels, size_t n,
+                         const struct sample *sample)
+{
+    struct fake_models *f = ctx;
+    (void)labels;
+    (void)n;
+    (void)sample;
+    f->observed++;
+    ((struct fake_state *)model)->samples++;
+}
+
+static void fake_destroy(void *ctx, void *model)
+{
+    struct fake_models *f = ctx;
+    f->destroyed++;
+    free(model);
+}
+
+static int count_models(void *ctx, const struct label *labels, size_t n, void *model)
+{
+    (void)labels;
+    (void)n;
+    *(int *)ctx += ((struct fake_state *)model)->samples;
+    return 0;
+}
+
+static void test_model_hooks(void)
+{
+    struct fake_models f = {.keep_rule = 0};
+    struct series_model_hooks hooks = {&f, fake_create, fake_rebind, fake_observe, fake_destroy};
     struct series_index_opts o;
     series_index_opts_default(&o);
-    size_t calls = 0;
-    o.model_ctx = &calls;
-    o.model_destroy = NULL;
+    o.hooks = &hooks;
     struct series_index *idx = series_index_create(&o);
-    const char *sel[] = {"{__name__=~\".+\"}"};
+    const char *sel[] = {"{__name__=\"node_cpu_seconds_total\"}"};
     struct rules r;
     rules_init(&r, sel, 1);
     series_index_set_rules(idx, &r.cfg);
     struct series_ingest_stats st = {0};
-    struct lset s;
-    lset_node(&s, 1);
-    ingest1(idx, &s, 1, 1, 0, &st);
-    struct series_info in = info_of(idx, "node_cpu_seconds_total");
-    CHECK(in.modelled && in.model == NULL, "modelled %d model %p", in.modelled, in.model);
+    struct lset a, b;
+    lset_node(&a, 1);
+    lset_node(&b, 2);
+    ingest1(idx, &a, 1, 1, 0, &st);
+    ingest1(idx, &a, 2, 2, 0, &st);
+    ingest1(idx, &a, 2, 2, 0, &st); /* duplicate: not observed */
+    ingest1(idx, &b, 1, 1, 0, &st);
+    CHECK(f.created == 2 && f.observed == 3, "created %d observed %d", f.created, f.observed);
+    int total = 0;
+    series_index_visit_models(idx, NULL, count_models, &total);
+    CHECK(total == 3, "visit_models saw %d samples", total);
+    total = 0;
+    CHECK(series_index_with_model(idx, a.l, a.n, count_models, &total) == 0 && total == 2,
+          "with_model: %d", total);
+
+    /* Same rule index under a new config: kept; a refused rebind destroys. */
+    struct rules r2;
+    rules_init(&r2, sel, 1);
+    series_index_set_rules(idx, &r2.cfg);
+    ingest1(idx, &a, 3, 3, 0, &st);
+    CHECK(f.destroyed == 0 && f.rebinds == 1, "kept across reload: destroyed %d rebinds %d",
+          f.destroyed, f.rebinds);
+    f.keep_rule = 5;
+    struct rules r3;
+    rules_init(&r3, sel, 1);
+    series_index_set_rules(idx, &r3.cfg);
+    ingest1(idx, &a, 4, 4, 0, &st);
+    CHECK(f.destroyed == 1 && f.created == 3, "refused rebind: destroyed %d created %d",
+          f.destroyed, f.created);
+
+    /* Restore: adopted when the rule accepts it, destroyed otherwise. */
+    struct lset c;
+    lset_node(&c, 3);
+    f.keep_rule = 0;
+    struct fake_state *m = calloc(1, sizeof *m);
+    m->samples = 40;
+    CHECK(series_index_restore(idx, c.l, c.n, 100, m, 0) == 1, "restore adopted");
+    total = 0;
+    series_index_with_model(idx, c.l, c.n, count_models, &total);
+    CHECK(total == 40, "restored state: %d", total);
+    ingest1(idx, &c, 50, 1, 0, &st); /* older than the restored last_t */
+    CHECK(st.out_of_order == 1, "restored last_t respected: ooo %llu",
+          (unsigned long long)st.out_of_order);
+    f.keep_rule = 7;
+    struct lset d;
+    lset_node(&d, 4);
+    int destroyed = f.destroyed;
+    CHECK(series_index_restore(idx, d.l, d.n, 100, calloc(1, sizeof *m), 0) == 0,
+          "restore refused");
+    CHECK(f.destroyed == destroyed + 1, "refused restore destroyed");
+
+    /* create may refuse: the sample is not observed, and it is tried again. */
+    f.refuse_create = true;
+    struct lset e;
+    lset_node(&e, 5);
+    int obs = f.observed;
+    ingest1(idx, &e, 1, 1, 0, &st);
+    CHECK(f.observed == obs, "observed without state");
+    f.refuse_create = false;
+    ingest1(idx, &e, 2, 1, 0, &st);
+    CHECK(f.observed == obs + 1, "create retried");
+
+    series_index_barrier(idx);
     series_index_destroy(idx);
+    /* Two states came from outside (the two restores). */
+    CHECK(f.created + 2 == f.destroyed, "every state freed: created %d (+2 restored) destroyed %d",
+          f.created, f.destroyed);
     rules_cleanup(&r);
+    rules_cleanup(&r2);
+    rules_cleanup(&r3);
 }
 
 /* ---- threads -------------------------------------------------------------- */
@@ -929,7 +1052,7 @@ int main(void)
     test_config();
     test_visit();
     test_memory();
-    test_model_hook_idle();
+    test_model_hooks();
     test_threads();
     return test_main_end("test_series");
 }
