@@ -24,7 +24,7 @@
  * State layout (one flat blob, no pointers, native byte order; offsets are
  * relative to the blob so a copy anywhere keeps working):
  *
- *   struct model_state                 fixed part (640 bytes on x86-64),
+ *   struct model_state                 fixed part (704 bytes on x86-64),
  *                                      see model_internal.h
  *   float profile1[n1], uint32 sign1[ceil(n1/32)]
  *                                      first season: n1 <= 288 slot values
@@ -37,17 +37,20 @@
  *                                      stored forecasts; h_i = horizon in
  *                                      steps, stride_i = ceil(h_i / 8),
  *                                      len_i = ceil(h_i / stride_i) <= 8
- *   struct hz_stats stats[1 + nh]      40 bytes each; index 0 = one step
+ *   struct hz_stats stats[1 + nh]      64 bytes each; index 0 = one step:
+ *                                      mean squared errors, cached
+ *                                      combination weights, interval
+ *                                      quantiles
  *
- *   size = 640 + align8(4 (n1 + n2) + 4 (ceil(n1/32) + ceil(n2/32)))
- *          + 24 sum(len_i) + 40 (1 + nh)
+ *   size = 704 + align8(4 (n1 + n2) + 4 (ceil(n1/32) + ceil(n2/32)))
+ *          + 24 sum(len_i) + 64 (1 + nh)
  *
  * A season of period P is modelled when P >= 4 steps, with
  * n = min(P / step, 288) slots for the first and min(P / step, 84) for the
  * second (finer steps interpolate between slots). With seasons
  * auto-detected (nseasons = -1) a daily and a weekly profile are allocated.
- * Examples: 5m step, daily season, horizons 15m and 1h: 2168 bytes; the
- * same with seasons auto-detected (daily + weekly): 2512 bytes.
+ * Examples: 5m step, daily season, horizons 15m and 1h: 2304 bytes; the
+ * same with seasons auto-detected (daily + weekly): 2648 bytes.
  *
  * Deliberately not done here: I/O, locking, allocation. libm only.
  */
@@ -65,6 +68,10 @@
 #define Q_RATE      0.03 /* quantile step, in units of the error scale */
 #define NAIVE_BONUS 1.3  /* prior preference for the naive forecast */
 #define CLEAN_K     4.0  /* errors beyond this many RMS errors are outliers */
+/* Combination weights follow error statistics with a memory of ~50
+ * updates; recomputing them every 2nd update (every one during warm-up)
+ * changes nothing measurable and saves their divisions. */
+#define WEIGHTS_EVERY 2u
 
 /* ---- layout ------------------------------------------------------------- */
 
@@ -143,23 +150,17 @@ static struct ring_entry *ring(struct model_state *s, int i)
     return (struct ring_entry *)((char *)s + off);
 }
 
-static size_t stats_off(const struct model_state *s)
-{
-    size_t off = s->ring_off;
-    for (int k = 0; k < s->nh; k++)
-        off += s->hring[k] * sizeof(struct ring_entry);
-    return off;
-}
-
 static struct hz_stats *stats(struct model_state *s)
 {
-    return (struct hz_stats *)((char *)s + stats_off(s));
+    return (struct hz_stats *)((char *)s + s->stats_off);
 }
 
 static const struct hz_stats *cstats(const struct model_state *s)
 {
-    return (const struct hz_stats *)((const char *)s + stats_off(s));
+    return (const struct hz_stats *)((const char *)s + s->stats_off);
 }
+
+static void weights_update(const struct model_state *s, struct hz_stats *st, int sharp);
 
 /* ---- params ------------------------------------------------------------- */
 
@@ -273,12 +274,14 @@ void model_init(void *state, const struct model_params *p)
         s->hring[i] = (uint16_t)l.len[i];
     }
     s->ring_off = l.ring_off;
+    s->stats_off = l.stats_off;
     s->step_ms = p->step_ms;
-    grid_init(&s->grid);
+    grid_init(&s->grid, p->step_ms);
     s->hw.nseason = (uint32_t)l.nseason;
     for (int i = 0; i < l.nseason; i++) {
         struct hw_season *se = &s->hw.season[i];
         se->period_ms = l.period[i];
+        se->inv_period = 1.0 / (double)l.period[i];
         se->nslots = l.nslots[i];
         se->offset = l.prof_off[i];
         se->gamma = (float)0.1;
@@ -300,6 +303,7 @@ void model_init(void *state, const struct model_params *p)
     for (int i = 0; i <= l.nh; i++) {
         st[i].qlo = (float)-zq;
         st[i].qhi = (float)zq;
+        weights_update(s, &st[i], i > 0);
     }
     for (int i = 0; i < l.nh; i++) {
         struct ring_entry *r = ring(s, i);
@@ -317,7 +321,8 @@ int model_state_check(const void *state, size_t size, const struct model_params 
     layout_compute(p, &l);
     if (s->magic != MODEL_MAGIC || s->version != MODEL_STATE_VERSION || s->size != size ||
         size != l.size || s->step_ms != p->step_ms || s->kind != (uint16_t)p->kind ||
-        s->nh != l.nh || s->ring_off != l.ring_off || s->hw.nseason != (uint32_t)l.nseason)
+        s->nh != l.nh || s->ring_off != l.ring_off || s->stats_off != l.stats_off ||
+        s->hw.nseason != (uint32_t)l.nseason)
         return -1;
     for (int i = 0; i < l.nh; i++)
         if (s->hsteps[i] != l.hsteps[i] || s->hstride[i] != l.stride[i] || s->hring[i] != l.len[i])
@@ -331,12 +336,10 @@ int model_state_check(const void *state, size_t size, const struct model_params 
 
 /* ---- forecasting ---------------------------------------------------------- */
 
-static int64_t step_index(int64_t t, int64_t step)
+static int64_t step_index(const struct model_state *s, int64_t t)
 {
-    int64_t q = t / step;
-    if (t % step != 0 && t < 0)
-        q--;
-    return q;
+    int64_t rem;
+    return model_floordiv(t, s->step_ms, s->grid.inv_step, &rem);
 }
 
 /* Candidate forecasts k steps after the last closed step, at the time whose
@@ -377,9 +380,12 @@ static uint32_t ring_phase(struct model_state *s, int i, int64_t k, int consecut
     return ph;
 }
 
-/* Combination weights from error statistics. */
-static void weights(const struct model_state *s, const struct hz_stats *st, int sharp, double *w)
+/* Combination weights from error statistics, cached in st->w: recomputed
+ * after each update of the statistics, so the next forecast does not wait
+ * for the divisions. */
+static void weights_update(const struct model_state *s, struct hz_stats *st, int sharp)
 {
+    float *w = st->w;
     switch (s->kind) {
     case MODEL_HOLT_WINTERS:
     case MODEL_AR:
@@ -399,25 +405,30 @@ static void weights(const struct model_state *s, const struct hz_stats *st, int 
     /* inverse mean squared error (squared again when sharp), with a prior
      * preference for naive; the floor keeps a perfect candidate from
      * dividing by zero */
-    double mse[MODEL_NCAND], best = 1e300;
-    for (int m = 0; m < MODEL_NCAND; m++) {
-        mse[m] = (double)st->err[m] * st->err[m];
+    const double *mse = st->mse;
+    double best = mse[0];
+    for (int m = 1; m < MODEL_NCAND; m++)
         if (mse[m] < best)
             best = mse[m];
-    }
+    /* one double division for the scale, the rest in float: ratios to the
+     * best are >= 1 (inf for hopeless candidates, whose weight is 0) */
     double floor = 1e-300 + 1e-9 * best;
-    double sum = 0;
+    double ib = 1 / (best + floor);
+    float x[MODEL_NCAND], sum = 0;
     for (int m = 0; m < MODEL_NCAND; m++) {
-        double x = (m == CAND_NAIVE ? NAIVE_BONUS : 1.0) * (best + floor) / (mse[m] + floor);
-        w[m] = sharp ? x * x : x;
-        sum += w[m];
+        float r = (float)((mse[m] + floor) * ib);
+        /* a candidate 1e15 times worse than the best gets nothing (and its
+         * square stays out of the slow denormal range) */
+        float v = r < 1e15f ? (m == CAND_NAIVE ? (float)NAIVE_BONUS : 1.0f) / r : 0;
+        x[m] = sharp ? v * v : v;
+        sum += x[m];
     }
-    double inv = 1 / sum;
+    float inv = 1 / sum;
     for (int m = 0; m < MODEL_NCAND; m++)
-        w[m] *= inv;
+        w[m] = x[m] * inv;
 }
 
-static double combine(const double *f, const double *w)
+static double combine(const double *f, const float *w)
 {
     double y = 0;
     for (int m = 0; m < MODEL_NCAND; m++)
@@ -434,20 +445,20 @@ static void stats_update(struct hz_stats *st, const double *f, double fc, double
                          double tau_lo, double tau_hi, double *yc)
 {
     double rate = st->n >= 49 ? ERR_RATE : 1.0 / (double)(st->n + 1);
-    /* root of the EWMA of squared errors, kept as a float RMS (a float
-     * mean square would overflow for values beyond 1e19) */
+    double e2[MODEL_NCAND];
     for (int m = 0; m < MODEL_NCAND; m++) {
-        double e = y - f[m], r = st->err[m];
-        st->err[m] = (float)sqrt(r * r + rate * (e * e - r * r));
+        double e = y - f[m];
+        e2[m] = e * e;
+        st->mse[m] += rate * (e2[m] - st->mse[m]);
     }
     if (yc) {
         for (int m = 0; m < MODEL_NCAND; m++) {
-            double e = y - f[m];
-            if (!raw && st->n > 0) {
-                double lim = CLEAN_K * st->err[m];
-                e = e > lim ? lim : e < -lim ? -lim : e;
+            double lim2 = CLEAN_K * CLEAN_K * st->mse[m];
+            yc[m] = y;
+            if (!raw && st->n > 0 && e2[m] > lim2) {
+                double lim = sqrt(lim2);
+                yc[m] = y > f[m] ? f[m] + lim : f[m] - lim;
             }
-            yc[m] = f[m] + e;
         }
     }
     double ec = y - fc;
@@ -465,8 +476,6 @@ static void stats_update(struct hz_stats *st, const double *f, double fc, double
     float a = (float)fabs(ec);
     if (!raw && st->n > 0 && a > CLEAN_K * 1.25f * st->mae)
         a = (float)(CLEAN_K * 1.25f * st->mae);
-    double rc = st->err[MODEL_NCAND];
-    st->err[MODEL_NCAND] = (float)sqrt(rc * rc + rate * (ec * ec - rc * rc));
     st->mae += (float)(rate * (a - st->mae));
     st->n++;
 }
@@ -509,14 +518,14 @@ static void step_first(struct model_state *s, int64_t t, int64_t k, double y,
 static void step_close(struct model_state *s, const struct model_params *p, int64_t t, double y,
                        struct model_output *out)
 {
-    int64_t k = step_index(t, s->step_ms);
+    int64_t k = step_index(s, t);
     if (s->steps == 0) {
         step_first(s, t, k, y, out);
         return;
     }
     double tau_lo = 0.5 - p->coverage / 2, tau_hi = 0.5 + p->coverage / 2;
     struct hz_stats *st = stats(s);
-    double f[MODEL_NCAND], w[MODEL_NCAND];
+    double f[MODEL_NCAND];
     int nh = s->nh;
     int64_t gap = k - s->last_k;
     if (gap < 1)
@@ -531,8 +540,7 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
     double sall = ph.s[0] + ph.s[1];
     double sdet = hw_phases_sum(&ph, s->hw.detected);
     candidates(s, &ph, g, f);
-    weights(s, &st[0], 0, w);
-    double yhat = combine(f, w);
+    double yhat = combine(f, st[0].w);
     double scale = st[0].mae;
     double lower = yhat + st[0].qlo * scale, upper = yhat + st[0].qhi * scale;
 
@@ -540,7 +548,7 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
     struct score_result r;
     if (st[0].n < 2 || long_gap) {
         r.score = 0;
-        r.p_point = r.p_run = r.p_acc = 1;
+        r.l_point = r.l_run = r.l_acc = r.l_dens = 0;
         r.change = long_gap;
     } else {
         struct score_input in;
@@ -562,13 +570,16 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
 
     /* one-step statistics, and each candidate's cleaned observation */
     double yc[MODEL_NCAND];
-    double sig_hw = st[0].err[CAND_HW];
-    double sig_ar = st[0].err[CAND_AR];
-    if (!long_gap)
+    double sig_hw = sqrt(st[0].mse[CAND_HW]);
+    double sig_ar = sqrt(st[0].mse[CAND_AR]);
+    if (!long_gap) {
         stats_update(&st[0], f, yhat, y, learning || r.change, tau_lo, tau_hi, yc);
-    else
+        if (st[0].n < 64 || st[0].n % WEIGHTS_EVERY == 0)
+            weights_update(s, &st[0], 0);
+    } else {
         for (int m = 0; m < MODEL_NCAND; m++)
             yc[m] = y;
+    }
 
     /* 4. model updates */
     double mu_prev = s->lvl.mu;
@@ -578,7 +589,7 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
         ar_reset(&s->ar, y - sdet);
     } else {
         hw_update(&s->hw, s, &ph, t, g, yc[CAND_HW], sig_hw, ready ? 1 + (int)(s->steps & 1) : 0);
-        level_update(&s->lvl, yc[CAND_LEVEL] - sdet, g, st[0].err[CAND_LEVEL], ready);
+        level_update(&s->lvl, yc[CAND_LEVEL] - sdet, g, st[0].mse[CAND_LEVEL], ready);
         ar_update(&s->ar, yc[CAND_AR] - sdet, mu_prev, g, sig_ar);
     }
     /* seasonality detection with hysteresis */
@@ -614,14 +625,15 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
                 for (int m = 0; m < MODEL_NCAND; m++)
                     ff[m] = e->f[m];
                 stats_update(&st[1 + i], ff, e->f[MODEL_NCAND], y, 0, tau_lo, tau_hi, NULL);
+                if (st[1 + i].n < 64 || st[1 + i].n % WEIGHTS_EVERY == 0)
+                    weights_update(s, &st[1 + i], 1);
             }
         }
         struct hw_phases phh;
-        double fh[MODEL_NCAND], wh[MODEL_NCAND];
+        double fh[MODEL_NCAND];
         hw_phases_shift(&s->hw, s, &ph, (int64_t)h * s->step_ms, &phh);
         candidates_ar(s, &phh, h, arh[i], fh);
-        weights(s, &st[1 + i], 1, wh);
-        double fc = combine(fh, wh);
+        double fc = combine(fh, st[1 + i].w);
         if (out)
             out->forecast[i] = fc;
         if (rp % stride == 0) {
@@ -675,7 +687,7 @@ int model_flush(void *state, const struct model_params *p, int64_t now, struct m
 }
 
 /* Interpolate horizon statistics for a path point k steps ahead. */
-static void path_stats(const struct model_state *s, int k, double *w, double *mae, double *qlo,
+static void path_stats(const struct model_state *s, int k, float *w, double *mae, double *qlo,
                        double *qhi)
 {
     const struct hz_stats *st = cstats(s);
@@ -700,11 +712,8 @@ static void path_stats(const struct model_state *s, int k, double *w, double *ma
     } else if (khi > klo) {
         a = (double)((uint32_t)k - klo) / (double)(khi - klo);
     }
-    double wl[MODEL_NCAND], wu[MODEL_NCAND];
-    weights(s, &st[lo], lo > 0, wl);
-    weights(s, &st[hi], hi > 0, wu);
     for (int m = 0; m < MODEL_NCAND; m++)
-        w[m] = (1 - a) * wl[m] + a * wu[m];
+        w[m] = (float)((1 - a) * st[lo].w[m] + a * st[hi].w[m]);
     double ml = st[lo].mae, mh = st[hi].mae;
     if (hi == lo && k > (int)klo)
         mh = ml * sqrt((double)k / klo); /* beyond the data: random-walk growth */
@@ -729,7 +738,8 @@ int model_forecast_path(const void *state, const struct model_params *p, int64_t
     struct hw_phases ph0, ph;
     hw_phases_at(&s->hw, s, t0, &ph0);
     for (int k = 1; k <= n; k++) {
-        double f[MODEL_NCAND], w[MODEL_NCAND], mae, qlo, qhi;
+        double f[MODEL_NCAND], mae, qlo, qhi;
+        float w[MODEL_NCAND];
         int64_t tk = t0 + (int64_t)k * s->step_ms;
         hw_phases_shift(&s->hw, s, &ph0, (int64_t)k * s->step_ms, &ph);
         candidates(s, &ph, (uint32_t)k, f);
@@ -760,8 +770,7 @@ void model_describe(const void *state, const struct model_params *p, struct mode
     const struct model_state *s = state;
     (void)p;
     memset(out, 0, sizeof *out);
-    double w[MODEL_NCAND];
-    weights(s, cstats(s), 0, w);
+    const float *w = cstats(s)[0].w;
     int best = 0;
     for (int m = 1; m < MODEL_NCAND; m++)
         if (w[m] > w[best])

@@ -12,7 +12,9 @@
  * divided by the current error scale, so the coefficients are scale-free and
  * the RLS matrix stays well conditioned whatever the units.
  *
- * Forecasts iterate the recursion with mu held constant; coefficients are
+ * Forecasts iterate the recursion with mu held constant (AR_ITER_MAX steps
+ * exactly, then only the geometric pull toward mu, the lagged differences
+ * having died out); coefficients are
  * clamped to a stable region when forecasting (RLS itself is left alone).
  * A gap (k > 1) skips the update and clears the lagged differences.
  *
@@ -26,7 +28,7 @@
 #define AR_LAMBDA   0.998
 #define AR_P0       10.0
 #define AR_PMAX     1e4
-#define AR_ITER_MAX 8 /* exact iterations of multi-step forecasts */
+#define AR_ITER_MAX 4 /* exact iterations of multi-step forecasts */
 
 void ar_init(struct model_ar *a, double d)
 {
@@ -59,24 +61,20 @@ void ar_forecast_multi(const struct model_ar *a, double mu, const uint32_t *k, i
 {
     double c, a1, a2;
     coefs(a, &c, &a1, &a2);
-    uint32_t kmax = 0;
-    for (int j = 0; j < n; j++)
-        if (k[j] > kmax)
-            kmax = k[j];
-    uint32_t it = kmax < AR_ITER_MAX ? kmax : AR_ITER_MAX;
+    /* the first AR_ITER_MAX iterates, then the geometric pull toward mu */
+    double at[AR_ITER_MAX + 1];
     double d = a->last, d1 = a->dd[0], d2 = a->dd[1];
-    for (uint32_t i = 1; i <= it; i++) {
+    at[0] = d;
+    for (int i = 1; i <= AR_ITER_MAX; i++) {
         double step = c * (d - mu) + a1 * d1 + a2 * d2;
         d += step;
         d2 = d1;
         d1 = step;
-        for (int j = 0; j < n; j++)
-            if (k[j] == i)
-                out[j] = d;
+        at[i] = d;
     }
     for (int j = 0; j < n; j++)
-        if (k[j] > it)
-            out[j] = mu + (d - mu) * hw_powi(1 + c, k[j] - it);
+        out[j] =
+            k[j] <= AR_ITER_MAX ? at[k[j]] : mu + (d - mu) * hw_powi(1 + c, k[j] - AR_ITER_MAX);
 }
 
 double ar_forecast(const struct model_ar *a, double mu, uint32_t k)

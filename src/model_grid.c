@@ -23,17 +23,10 @@
 
 #include "model_internal.h"
 
-void grid_init(struct model_grid *g)
+void grid_init(struct model_grid *g, int64_t step_ms)
 {
     memset(g, 0, sizeof *g);
-}
-
-static int64_t step_start(int64_t t, int64_t step)
-{
-    int64_t q = t / step;
-    if (t % step != 0 && t < 0)
-        q--;
-    return q * step;
+    g->inv_step = 1.0 / (double)step_ms;
 }
 
 /* Hand out the open step if it has data; forget it either way. */
@@ -135,7 +128,8 @@ int grid_feed(struct model_grid *g, const struct model_params *p, int64_t t, dou
         }
     }
 
-    int64_t st = step_start(t, step);
+    int64_t rem;
+    int64_t st = t - (model_floordiv(t, step, g->inv_step, &rem), rem);
     if (!(g->flags & GRID_OPEN) && (g->flags & GRID_CLOSED) && st <= g->open_t) {
         /* Its step was already closed (by a flush or a stale marker). */
         *flags |= MODEL_F_LATE;

@@ -107,11 +107,10 @@ void hw_phases_at(const struct model_hw *h, const void *state, int64_t t, struct
 {
     for (uint32_t k = 0; k < h->nseason; k++) {
         const struct hw_season *s = &h->season[k];
-        int64_t pos = t % s->period_ms;
-        if (pos < 0)
-            pos += s->period_ms;
+        int64_t pos;
+        model_floordiv(t, s->period_ms, s->inv_period, &pos);
         p->pos[k] = pos;
-        p->inv[k] = 1.0 / (double)s->period_ms;
+        p->inv[k] = s->inv_period;
         phase_of(s, profile(state, s), pos, p->inv[k], &p->ph[k], &p->s[k]);
     }
     for (uint32_t k = h->nseason; k < MODEL_MAX_SEASONS; k++)
@@ -243,8 +242,8 @@ static void update_season(struct hw_season *s, float *prof, const struct hw_phas
     }
     /* Significance: variance of the profile against what noise alone would
      * leave in it. */
-    double n = s->nslots;
-    double var = s->sumsq / n - (s->sum / n) * (s->sum / n);
+    double in = 1.0 / s->nslots;
+    double var = s->sumsq * in - (s->sum * in) * (s->sum * in);
     double noise = scale2 * g / (2 - g) + 1e-300;
     double ratio = var / noise;
     if (ratio > 1e6)

@@ -22,6 +22,35 @@
 
 #include "model.h"
 
+/* floor(t / d) for d > 0, and *rem = t - d * floor(t / d), given inv =
+ * 1.0 / d: a multiplication and an exact correction instead of a 64-bit
+ * division (40-90 cycles). Exact for every t. */
+static inline int64_t model_floordiv(int64_t t, int64_t d, double inv, int64_t *rem)
+{
+    int64_t q, r;
+    if (t > -(INT64_C(1) << 52) && t < (INT64_C(1) << 52)) {
+        q = (int64_t)((double)t * inv); /* within 2 of the quotient */
+        r = t - q * d;
+        while (r < 0) {
+            q--;
+            r += d;
+        }
+        while (r >= d) {
+            q++;
+            r -= d;
+        }
+    } else {
+        q = t / d;
+        r = t % d;
+        if (r < 0) {
+            q--;
+            r += d;
+        }
+    }
+    *rem = r;
+    return q;
+}
+
 /* ---- step grid (model_grid.c) ------------------------------------------ */
 
 enum {
@@ -34,6 +63,7 @@ enum {
 };
 
 struct model_grid {
+    double inv_step; /* 1 / step_ms */
     int64_t open_t;  /* start of the open step */
     int64_t last_t;  /* newest accepted raw timestamp */
     double last_raw; /* newest raw value (the counter base for rate) */
@@ -51,7 +81,7 @@ struct grid_step {
     double value;
 };
 
-void grid_init(struct model_grid *g);
+void grid_init(struct model_grid *g, int64_t step_ms);
 
 /* Feed one raw sample. Returns 1 and fills *closed when it closed a step with
  * data, else 0. *flags gets MODEL_F_* bits (ORed in). */
@@ -73,6 +103,7 @@ int grid_flush(struct model_grid *g, const struct model_params *p, int64_t now,
  * struct hw_season describes one. */
 struct hw_season {
     int64_t period_ms;
+    double inv_period; /* 1 / period_ms */
     uint32_t nslots;   /* 0: this season is not modelled */
     uint32_t offset;   /* byte offset of the float[nslots] profile in the state */
     float gamma;       /* smoothing of the profile, per visit of a slot (learned) */
@@ -139,7 +170,9 @@ struct model_level {
 
 void level_init(struct model_level *l, double d);
 double level_forecast(const struct model_level *l);
-void level_update(struct model_level *l, double d, uint32_t k, double scale, int learn);
+/* mse: the level's mean squared one-step error (its square root fixes the
+ * unit of the gradient once). */
+void level_update(struct model_level *l, double d, uint32_t k, double mse, int learn);
 
 /* ---- autoregression by RLS (model_ar.c) --------------------------------- */
 
@@ -164,23 +197,29 @@ void ar_update(struct model_ar *a, double d, double mu, uint32_t k, double scale
 
 /* ---- anomaly score (model_score.c) --------------------------------------- */
 
+/* The learned tail of one standardised statistic u: q = P(u > 3), and
+ * beyond 3 a Pareto tail of index 1/h (Hill estimate). */
+struct score_tail {
+    float q, h;
+    uint32_t k; /* exceedances seen */
+};
+
 struct model_score {
-    float scale;     /* robust scale: EWMA of clipped |one-step error| */
-    float tail_q;    /* P(|z| > 3) */
-    float tail_h;    /* Hill estimate: 1 / Pareto index of |z| beyond 3 */
-    uint32_t tail_k; /* exceedances seen */
-    float acc;       /* EWMA of point surprise -log p */
-    float acc_q, acc_h;
-    uint32_t acc_k;
     double base;     /* slow deseasonalised baseline (run component) */
-    float dev_scale; /* robust scale of deviations from it */
+    float scale;     /* robust scale: EWMA of clipped |one-step error| */
+    float acc;       /* EWMA_0.25 of point surprise -ln p */
+    float dens;      /* EWMA_0.05 of the same (density) */
+    float dens_m;    /* long-run mean of dens */
+    float dens_d;    /* long-run mean absolute deviation of dens */
+    float dev_scale; /* robust scale of deviations from the baseline */
     float run;       /* EWMA of clipped deviations */
     float run_scale; /* robust scale of run */
-    float run_q, run_h;
-    uint32_t run_k;
     float cusum_hi, cusum_lo;
+    float peak;    /* surprise of the current episode's last report (decaying) */
+    uint32_t calm; /* calm steps in a row */
     uint32_t n;
-    uint32_t quiet; /* steps left in the refractory period after an alarm */
+    uint32_t pad0;
+    struct score_tail t_point, t_acc, t_dens, t_run;
 };
 
 /* What the score module is given for one step. */
@@ -195,9 +234,10 @@ struct score_input {
 /* What the score module decided for one step. */
 struct score_result {
     double score;   /* in [0,1] */
-    double p_point; /* tail probability of the one-step error */
-    double p_run;   /* tail probability of the deviation from the baseline */
-    double p_acc;   /* tail probability of the accumulated surprise */
+    double l_point; /* surprise -ln p of the one-step error */
+    double l_acc;   /* ... of the accumulated surprise */
+    double l_dens;  /* ... of the density of surprises */
+    double l_run;   /* ... of the deviation from the baseline */
     int change;     /* 1: a change point was declared: re-adapt */
 };
 
@@ -218,13 +258,15 @@ struct ring_entry {
     float f[MODEL_NCAND + 1]; /* candidates, then the combination */
 };
 
-/* Per-horizon error statistics (index 0 = one step). */
+/* Per-horizon error statistics (index 0 = one step). Mean squares are
+ * doubles: a float square overflows beyond 1e19, and keeping RMS values
+ * instead costs a square root per candidate per update. */
 struct hz_stats {
-    float err[MODEL_NCAND + 1]; /* RMS error (EWMA of squares) per candidate, combination last */
-    float mae;                  /* EWMA of |error| of the combination */
-    float qlo, qhi;             /* quantiles of error/mae */
+    double mse[MODEL_NCAND]; /* EWMA of squared error per candidate */
+    float w[MODEL_NCAND];    /* combination weights from mse (cached) */
+    float mae;               /* EWMA of |error| of the combination */
+    float qlo, qhi;          /* quantiles of error/mae */
     uint32_t n;
-    float pad0;
 };
 
 struct model_state {
@@ -236,7 +278,8 @@ struct model_state {
     int64_t step_ms;
     uint16_t nh; /* configured horizons */
     uint16_t pad0;
-    uint32_t ring_off; /* byte offset of the first ring; stats follow the rings */
+    uint32_t ring_off;  /* byte offset of the first ring */
+    uint32_t stats_off; /* byte offset of the statistics (after the rings) */
     uint32_t hsteps[MODEL_MAX_HORIZONS];
     uint16_t hstride[MODEL_MAX_HORIZONS];
     uint16_t hring[MODEL_MAX_HORIZONS];

@@ -35,7 +35,7 @@ double level_forecast(const struct model_level *l)
     return l->mu;
 }
 
-void level_update(struct model_level *l, double d, uint32_t k, double scale, int learn)
+void level_update(struct model_level *l, double d, uint32_t k, double mse, int learn)
 {
     double e = d - l->mu;
     if (learn && k == 1) {
@@ -46,8 +46,8 @@ void level_update(struct model_level *l, double d, uint32_t k, double scale, int
         /* in units of a fixed per-series scale (the first error scale seen):
          * raw units^4 would overflow a float for values beyond 1e9, and a
          * constant divisor leaves the normalised step unchanged */
-        if (!(l->gscale > 0) && scale > 0)
-            l->gscale = (float)scale;
+        if (!(l->gscale > 0) && mse > 0)
+            l->gscale = (float)sqrt(mse);
         double s2 = l->gscale > 0 ? (double)l->gscale * l->gscale : 1;
         float g = (float)(-e * l->da / s2);
         if (isfinite(g))

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_internal.h" /* model_floordiv */
 #include "testlib.h"
 
 #define MIN_MS  INT64_C(60000)
@@ -137,11 +138,12 @@ static void test_state_size(void)
     p.step_ms = 5 * MIN_MS;
     p.nseasons = 1;
     p.season_ms[0] = DAY_MS;
+    /* budget: 2.75 KiB (44 cache lines) for the common configurations */
     size_t daily = model_state_size(&p);
-    CHECK(daily <= 2560, "5m step, daily season: %zu bytes > 2.5 KiB", daily);
+    CHECK(daily <= 2816, "5m step, daily season: %zu bytes > 2.75 KiB", daily);
     p.nseasons = -1; /* auto: daily and weekly profiles both allocated */
     size_t autod = model_state_size(&p);
-    CHECK(autod <= 2560, "5m step, seasons auto: %zu bytes > 2.5 KiB", autod);
+    CHECK(autod <= 2816, "5m step, seasons auto: %zu bytes > 2.75 KiB", autod);
     CHECK(autod > daily, "auto allocates the weekly profile too (%zu vs %zu)", autod, daily);
     /* slots are capped: a 1s step does not make the state explode */
     p.step_ms = 1000;
@@ -297,6 +299,115 @@ static void test_spike_robust(void)
     CHECK(spike_score >= 0.9999, "spike score %.6f", spike_score);
     CHECK(fabs(after - 100) < 10, "spike dragged the forecast: yhat %.2f two steps later", after);
     free(s);
+}
+
+static void test_spike_density(void)
+{
+    /* The score module alone (model_internal.h): errors of a series where
+     * wild spikes are normal (2 in 100 steps, heavy-tailed sizes), then
+     * five times as frequent. No single spike is news, nor a burst of four
+     * steps, but the density over ~20 steps is: its surprise must rise
+     * clearly above anything it reached in the normal part. */
+    struct model_score sc;
+    score_init(&sc);
+    rng = 0x1234567ull;
+    double normal = 0, dense = 0;
+    for (int k = 0; k < 5000; k++) {
+        double ps = k >= 4700 ? 0.1 : 0.02;
+        struct score_input in = {0};
+        in.scale = 1;
+        in.base_rate = 0.01;
+        in.y = nrand();
+        if (urand() < ps)
+            in.y += (urand() < 0.5 ? -10 : 10) * exp(2 * urand());
+        struct score_result r;
+        score_step(&sc, &in, &r);
+        if (k >= 2000 && k < 4700 && r.l_dens > normal)
+            normal = r.l_dens;
+        if (k >= 4700 && r.l_dens > dense)
+            dense = r.l_dens;
+    }
+    CHECK(dense > normal + 1.5, "density surprise %.2f when dense vs %.2f normal", dense, normal);
+    CHECK(dense > log(1000), "density surprise %.2f (p > 1e-3)", dense);
+}
+
+/* Score of step `at` of a Gaussian series with spikes of the given sizes
+ * (in sigmas) at steps s1, s2. */
+static double score_after_spikes(int s1, double a1, int s2, double a2, int at)
+{
+    struct model_params p;
+    model_params_default(&p);
+    p.nseasons = 0;
+    void *s = new_state(&p);
+    double r = -1;
+    if (!s)
+        return r;
+    rng = 0xabcdefull;
+    for (int64_t k = 0; k <= at + 1; k++) {
+        struct model_output o;
+        double y = 50 + nrand() + (k == s1 ? a1 : 0) + (k == s2 ? a2 : 0);
+        if (model_observe(s, &p, T0 + k * p.step_ms, y, &o, 1, NULL) == 1 && k - 1 == at)
+            r = o.anomaly_score;
+    }
+    free(s);
+    return r;
+}
+
+static void test_report_rule(void)
+{
+    /* A spike alarms; a second one of the same size three steps later adds
+     * nothing the alarm did not say (not reported again), but one far
+     * stronger is; and without the first, the second alarms on its own. */
+    double first = score_after_spikes(2000, 12, -1, 0, 2000);
+    double again = score_after_spikes(2000, 12, 2003, 12, 2003);
+    double alone = score_after_spikes(-1, 0, 2003, 12, 2003);
+    double worse = score_after_spikes(2000, 12, 2003, 1e6, 2003);
+    CHECK(first >= 0.999, "first spike: score %.6f", first);
+    CHECK(again < 0.999, "same spike again inside the episode: score %.6f", again);
+    CHECK(alone >= 0.999, "the same spike alone: score %.6f", alone);
+    CHECK(worse >= 0.999, "a far stronger spike inside the episode: score %.6f", worse);
+    /* after the episode has calmed down, a new spike is reported again */
+    double later = score_after_spikes(2000, 12, 2300, 12, 2300);
+    CHECK(later >= 0.999, "a new spike 300 steps later: score %.6f", later);
+}
+
+/* model_floordiv (used instead of 64-bit divisions) against the plain
+ * floor division, including negative and huge times. */
+static void test_floordiv(void)
+{
+    static const int64_t ds[] = {1,      7,        1000,      60000,
+                                 300000, 86400000, 604800000, INT64_C(31622400000)};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        int64_t d = ds[i];
+        double inv = 1.0 / (double)d;
+        for (int j = 0; j < 20000; j++) {
+            int64_t t;
+            uint64_t r = (uint64_t)(urand() * 18446744073709551615.0);
+            switch (j % 4) {
+            case 0:
+                t = (int64_t)(r >> 20) - (INT64_C(1) << 43); /* around the epoch */
+                break;
+            case 1:
+                t = (int64_t)r; /* anywhere */
+                break;
+            case 2:
+                t = T0 + (int64_t)(r % 1000000000) * 1000 + (j & 1 ? d - 1 : 0);
+                break;
+            default:
+                t = (j & 2 ? INT64_MAX : INT64_MIN) + (int64_t)(r % 1000) * (j & 2 ? -1 : 1);
+                break;
+            }
+            int64_t q = t / d, m = t % d;
+            if (m < 0) {
+                q--;
+                m += d;
+            }
+            int64_t rem, got = model_floordiv(t, d, inv, &rem);
+            CHECK(got == q && rem == m, "floordiv(%lld, %lld) = %lld rem %lld, want %lld rem %lld",
+                  (long long)t, (long long)d, (long long)got, (long long)rem, (long long)q,
+                  (long long)m);
+        }
+    }
 }
 
 /* ---- step grid ------------------------------------------------------------------ */
@@ -716,6 +827,9 @@ int main(void)
     test_season_detection();
     test_step_change();
     test_spike_robust();
+    test_spike_density();
+    test_report_rule();
+    test_floordiv();
     test_counter_reset();
     test_aggregation();
     test_stale();
