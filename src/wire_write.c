@@ -23,6 +23,8 @@
  */
 #include "wire_write.h"
 
+#include "errbuf.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -75,32 +77,12 @@ void wire_limits_default(struct wire_limits *l)
 
 /* Error lines ----------------------------------------------------------------- */
 
-static void put_err(char *err, size_t errcap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void put_err(char *err, size_t errcap, const char *fmt, ...)
-{
-    if (err == NULL || errcap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errcap, fmt, ap);
-    va_end(ap);
-}
-
 /* Copy at most 64 bytes of untrusted text for an error line, replacing
  * anything that is not printable ASCII so the line stays one line. */
+/* An excerpt of untrusted label bytes for an error line. */
 static const char *printable(char out[72], const uint8_t *s, size_t n)
 {
-    size_t k = n < 64 ? n : 64;
-    for (size_t i = 0; i < k; i++)
-        out[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? (char)s[i] : '?';
-    if (n > k) {
-        memcpy(out + k, "...", 4);
-    } else {
-        out[k] = '\0';
-    }
-    return out;
+    return errbuf_printable(out, 72, s, n);
 }
 
 /* Snappy ---------------------------------------------------------------------- */
@@ -130,32 +112,33 @@ enum wire_err wire_snappy_uncompress(const void *src, size_t len, size_t max_len
     size_t n;
     if (len >= sizeof snappy_framed_magic &&
         memcmp(src, snappy_framed_magic, sizeof snappy_framed_magic) == 0) {
-        put_err(err, errcap,
-                "snappy: framed format (stream identifier \"sNaPpY\") is not supported, "
-                "send the block format");
+        errbuf_set(err, errcap,
+                   "snappy: framed format (stream identifier \"sNaPpY\") is not supported, "
+                   "send the block format");
         return WIRE_ERR_SNAPPY;
     }
     if (snappy_uncompressed_length(src, len, &n) != SNAPPY_OK) {
-        put_err(err, errcap, "snappy: corrupt input (bad length preamble)");
+        errbuf_set(err, errcap, "snappy: corrupt input (bad length preamble)");
         return WIRE_ERR_SNAPPY;
     }
     if (n > max_len) {
-        put_err(err, errcap, "snappy: declared length %zu exceeds limit %zu", n, max_len);
+        errbuf_set(err, errcap, "snappy: declared length %zu exceeds limit %zu", n, max_len);
         return WIRE_ERR_TOO_LARGE;
     }
     /* The best a snappy element does is 64 bytes out of 3 in: a declared
      * length beyond that ratio is a lie, rejected before allocating. */
     if (n / 22 > len) {
-        put_err(err, errcap, "snappy: corrupt input (declared length %zu from %zu bytes)", n, len);
+        errbuf_set(err, errcap, "snappy: corrupt input (declared length %zu from %zu bytes)", n,
+                   len);
         return WIRE_ERR_SNAPPY;
     }
     if (ensure_buf(buf, bufcap, n) != 0) {
-        put_err(err, errcap, "snappy: out of memory for %zu bytes", n);
+        errbuf_set(err, errcap, "snappy: out of memory for %zu bytes", n);
         return WIRE_ERR_NOMEM;
     }
     size_t got = n;
     if (snappy_uncompress(src, len, *buf, &got) != SNAPPY_OK || got != n) {
-        put_err(err, errcap, "snappy: corrupt input");
+        errbuf_set(err, errcap, "snappy: corrupt input");
         return WIRE_ERR_SNAPPY;
     }
     *outlen = n;
@@ -1284,7 +1267,7 @@ enum wire_err wire_decode_write(struct wire_decoder *d, enum wire_proto proto, c
         limits = &defaults;
     }
     if (len == 0) {
-        put_err(err, errcap, "snappy: empty body");
+        errbuf_set(err, errcap, "snappy: empty body");
         return WIRE_ERR_SNAPPY;
     }
     size_t n;
@@ -1305,8 +1288,8 @@ enum wire_err wire_decode_write_raw(struct wire_decoder *d, enum wire_proto prot
         limits = &defaults;
     }
     if (len > limits->max_decompressed_bytes) {
-        put_err(err, errcap, "protobuf: body of %zu bytes exceeds limit %zu", len,
-                limits->max_decompressed_bytes);
+        errbuf_set(err, errcap, "protobuf: body of %zu bytes exceeds limit %zu", len,
+                   limits->max_decompressed_bytes);
         return WIRE_ERR_TOO_LARGE;
     }
     return decode(d, proto, pb, len, limits, out, err, errcap);
