@@ -1247,6 +1247,9 @@ static void parse_limits(struct ctx *c, struct config *cfg, const struct node *r
                                        "max_connections",
                                        "max_inflight_requests",
                                        "request_timeout",
+                                       "max_read_request_bytes",
+                                       "max_read_queries",
+                                       "max_read_response_bytes",
                                        NULL};
     const struct node *l = map_get(root, "limits");
     if (!map_check(c, l, "limits", keys))
@@ -1267,6 +1270,9 @@ static void parse_limits(struct ctx *c, struct config *cfg, const struct node *r
     get_u64(c, l, p, "max_connections", &x->max_connections, 1, 1000000);
     get_u64(c, l, p, "max_inflight_requests", &x->max_inflight_requests, 1, 100000);
     get_duration(c, l, p, "request_timeout", &x->request_timeout_ms, 1000);
+    get_u64(c, l, p, "max_read_request_bytes", &x->max_read_request_bytes, 1024, INT32_MAX);
+    get_u64(c, l, p, "max_read_queries", &x->max_read_queries, 1, 100000);
+    get_u64(c, l, p, "max_read_response_bytes", &x->max_read_response_bytes, 1024, INT32_MAX);
     if (rs >= 0 && ra >= 0 && x->max_series > x->max_active_series) {
         const struct node *at =
             map_get(l, "max_series") ? map_get(l, "max_series") : map_get(l, "max_active_series");
@@ -1571,7 +1577,7 @@ static void parse_remote_read(struct ctx *c, struct config *cfg, const struct no
         "requests_per_second", "remote_timeout", NULL};
     struct config_remote_read *r = &cfg->remote_read;
     r->lookback_ms = 7LL * 24 * 3600 * 1000;
-    r->max_series_per_request = 1000;
+    r->max_series_per_request = 100;
     r->requests_per_second = 10;
     r->http.timeout_ms = 60000;
     const struct node *m = map_get(root, "remote_read");
@@ -1852,9 +1858,12 @@ static void config_defaults(struct config *cfg)
     l->max_connections = LIMIT_MAX_CONNECTIONS;
     l->max_inflight_requests = LIMIT_MAX_INFLIGHT_REQUESTS;
     l->request_timeout_ms = LIMIT_REQUEST_TIMEOUT_MS;
+    l->max_read_request_bytes = LIMIT_MAX_READ_REQUEST_BYTES;
+    l->max_read_queries = LIMIT_MAX_READ_QUERIES;
+    l->max_read_response_bytes = LIMIT_MAX_READ_RESPONSE_BYTES;
     cfg->alerting.resend_delay_ms = 60000;
     cfg->remote_read.lookback_ms = 7LL * 24 * 3600 * 1000;
-    cfg->remote_read.max_series_per_request = 1000;
+    cfg->remote_read.max_series_per_request = 100;
     cfg->remote_read.requests_per_second = 10;
     cfg->remote_read.http.timeout_ms = 60000;
     cfg->kubernetes.lease_duration_ms = 15000;

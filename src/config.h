@@ -96,6 +96,9 @@ struct config_limits {
     uint64_t max_connections;
     uint64_t max_inflight_requests; /* concurrent decodes before 503 */
     int64_t request_timeout_ms;
+    uint64_t max_read_request_bytes;
+    uint64_t max_read_queries;
+    uint64_t max_read_response_bytes;
 };
 
 /* One `rules:` entry: which series are modelled, and how. */

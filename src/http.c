@@ -16,8 +16,11 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "pipeline.h"
+#include "selector.h"
 #include "selfmetrics.h"
 #include "series.h"
+#include "wire_read.h"
 #include "wire_write.h"
 
 #include <arpa/inet.h>
@@ -47,6 +50,7 @@
 enum route {
     ROUTE_NOT_FOUND = 0,
     ROUTE_WRITE,
+    ROUTE_READ,
     ROUTE_METRICS,
     ROUTE_HEALTHY,
     ROUTE_READY,
@@ -61,9 +65,10 @@ struct route_def {
 };
 
 static const struct route_def routes[] = {
-    {"/api/v1/write", ROUTE_WRITE, "POST"},     {"/metrics", ROUTE_METRICS, "GET, HEAD"},
-    {"/-/healthy", ROUTE_HEALTHY, "GET, HEAD"}, {"/-/ready", ROUTE_READY, "GET, HEAD"},
-    {"/-/reload", ROUTE_RELOAD, "POST, PUT"},   {"/api/v1/status", ROUTE_STATUS, "GET"},
+    {"/api/v1/write", ROUTE_WRITE, "POST"},   {"/api/v1/read", ROUTE_READ, "POST"},
+    {"/metrics", ROUTE_METRICS, "GET, HEAD"}, {"/-/healthy", ROUTE_HEALTHY, "GET, HEAD"},
+    {"/-/ready", ROUTE_READY, "GET, HEAD"},   {"/-/reload", ROUTE_RELOAD, "POST, PUT"},
+    {"/api/v1/status", ROUTE_STATUS, "GET"},
 };
 
 /* Why a write request was refused, for promcast_rejected_requests_total. */
@@ -97,8 +102,11 @@ struct http_server {
     struct MHD_Daemon *mhd;
     uint16_t port;
     struct series_index *series;
+    struct pipeline *pipeline;
     struct selfmetrics *metrics;
     struct http_hooks hooks;
+    struct selfmetrics_family *reads_family; /* {code} */
+    struct selfmetrics_counter *read_series, *read_samples;
 
     pthread_mutex_t limits_lock;
     struct http_limits limits;
@@ -126,7 +134,8 @@ struct request {
     char msg[256];
     char *body;
     size_t len, cap;
-    size_t drained; /* bytes discarded after an early decision */
+    size_t drained;    /* bytes discarded after an early decision */
+    uint64_t max_body; /* cap on the buffered body for this route */
     bool inflight;
     struct http_limits limits; /* snapshot at request start */
 };
@@ -170,7 +179,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
 
 static void count_request(struct http_server *s, const char *handler, unsigned status)
 {
-    char code[8];
+    char code[16];
     snprintf(code, sizeof code, "%u", status);
     selfmetrics_counter_inc(selfmetrics_counter_get(s->requests_family, handler, code));
 }
@@ -325,7 +334,7 @@ static enum MHD_Result write_reply(struct http_server *s, struct MHD_Connection 
     } else if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
         headers = retry_headers;
     }
-    char code[8];
+    char code[16];
     snprintf(code, sizeof code, "%u", status);
     selfmetrics_counter_inc(selfmetrics_counter_get(s->writes_family, proto_name(rq->proto), code));
     count_request(s, "/api/v1/write", status);
@@ -451,17 +460,17 @@ static void write_begin(struct http_server *s, struct MHD_Connection *c, struct 
 
 /* Append a body chunk, or discard it once the answer is decided. Returns
  * false when the connection should be dropped (oversized chunked upload). */
-static bool write_body(struct request *rq, const char *data, size_t n)
+static bool buffer_body(struct request *rq, const char *data, size_t n)
 {
     if (rq->status) {
         rq->drained += n;
-        return rq->drained <= rq->limits.max_compressed_request_bytes * HTTP_DRAIN_FACTOR;
+        return rq->drained <= rq->max_body * HTTP_DRAIN_FACTOR;
     }
-    if (rq->len + n > rq->limits.max_compressed_request_bytes) {
+    if (rq->len + n > rq->max_body) {
         rq->status = MHD_HTTP_CONTENT_TOO_LARGE;
         rq->reject = REJECT_BODY_TOO_LARGE;
         snprintf(rq->msg, sizeof rq->msg, "request body exceeds limit %llu bytes",
-                 (unsigned long long)rq->limits.max_compressed_request_bytes);
+                 (unsigned long long)rq->max_body);
         free(rq->body);
         rq->body = NULL;
         rq->len = rq->cap = 0;
@@ -472,8 +481,8 @@ static bool write_body(struct request *rq, const char *data, size_t n)
         size_t cap = rq->cap ? rq->cap : 64 * 1024;
         while (cap < rq->len + n)
             cap *= 2;
-        if (cap > rq->limits.max_compressed_request_bytes)
-            cap = rq->limits.max_compressed_request_bytes;
+        if (cap > rq->max_body)
+            cap = rq->max_body;
         char *b = realloc(rq->body, cap);
         if (!b) {
             rq->status = MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -487,6 +496,138 @@ static bool write_body(struct request *rq, const char *data, size_t n)
     memcpy(rq->body + rq->len, data, n);
     rq->len += n;
     return true;
+}
+
+/* ---- /api/v1/read ------------------------------------------------------------ */
+
+static enum MHD_Result read_reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *msg)
+{
+    char code[16];
+    snprintf(code, sizeof code, "%u", status);
+    selfmetrics_counter_inc(selfmetrics_counter_get(s->reads_family, code));
+    count_request(s, "/api/v1/read", status);
+    if (status != MHD_HTTP_OK)
+        log_warn_ratelimited("remote read refused", "status", code, "err", msg);
+    return send_text(c, status, msg, NULL);
+}
+
+static unsigned wire_read_status(enum wire_read_err e)
+{
+    switch (e) {
+    case WIRE_READ_ERR_TOO_LARGE:
+    case WIRE_READ_ERR_TOO_MANY_QUERIES:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
+    case WIRE_READ_ERR_NOMEM:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    default:
+        return MHD_HTTP_BAD_REQUEST;
+    }
+}
+
+struct read_answer {
+    struct wire_read_response *resp;
+    size_t query;
+    enum wire_read_err err;
+    uint64_t series, samples;
+};
+
+static int read_add(void *ctx, const struct label *labels, size_t n, const struct sample *smp,
+                    size_t ns)
+{
+    struct read_answer *a = ctx;
+    a->err = wire_read_response_add_series(a->resp, a->query, labels, n, smp, ns);
+    if (a->err != WIRE_READ_OK)
+        return 1;
+    a->series++;
+    a->samples += ns;
+    return 0;
+}
+
+/*
+ * Remote read of promcast's own outputs: each query's matchers become a
+ * selector over the output series (pipeline_read), answered as SAMPLES or
+ * STREAMED_XOR_CHUNKS as negotiated. The response is built whole (bounded by
+ * limits.max_read_response_bytes) so an error can still change the status.
+ */
+static enum MHD_Result read_finish(struct http_server *s, struct MHD_Connection *c,
+                                   struct request *rq)
+{
+    struct wire_read_request_limits rl;
+    wire_read_request_limits_default(&rl);
+    rl.max_body_bytes = rq->limits.max_read_request_bytes;
+    rl.max_queries = rq->limits.max_read_queries;
+    struct wire_read_request req;
+    wire_read_request_init(&req);
+    char err[256];
+    enum wire_read_err e = wire_read_decode_request(rq->body, rq->len, &rl, &req, err, sizeof err);
+    if (e != WIRE_READ_OK) {
+        wire_read_request_cleanup(&req);
+        return read_reply(s, c, wire_read_status(e), err);
+    }
+    struct wire_read_response *resp =
+        wire_read_response_create(rq->limits.max_read_response_bytes, 1u << 20);
+    if (!resp) {
+        wire_read_request_cleanup(&req);
+        return read_reply(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    wire_read_response_begin(resp, req.response_type, req.nqueries);
+    struct read_answer a = {resp, 0, WIRE_READ_OK, 0, 0};
+    unsigned status = MHD_HTTP_OK;
+    for (size_t qi = 0; qi < req.nqueries && status == MHD_HTTP_OK; qi++) {
+        const struct wire_read_query *q = &req.queries[qi];
+        struct selector *sel = selector_create();
+        if (!sel) {
+            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            snprintf(err, sizeof err, "out of memory");
+            break;
+        }
+        for (size_t m = 0; m < q->nmatchers && status == MHD_HTTP_OK; m++) {
+            const struct wire_read_matcher *mt = &q->matchers[m];
+            if (selector_add(sel, mt->op, mt->name, mt->name_len, mt->value, mt->value_len, err,
+                             sizeof err) < 0)
+                status = MHD_HTTP_BAD_REQUEST;
+        }
+        if (status == MHD_HTTP_OK) {
+            a.query = qi;
+            int rc = pipeline_read(s->pipeline, sel, q->start_ms, q->end_ms, read_add, &a);
+            if (a.err != WIRE_READ_OK) {
+                status = a.err == WIRE_READ_ERR_LIMIT ? MHD_HTTP_BAD_REQUEST
+                                                      : MHD_HTTP_INTERNAL_SERVER_ERROR;
+                snprintf(err, sizeof err, "%s (limits.max_read_response_bytes %llu)",
+                         wire_read_response_error(resp),
+                         (unsigned long long)rq->limits.max_read_response_bytes);
+            } else if (rc < 0) {
+                status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+                snprintf(err, sizeof err, "out of memory");
+            }
+        }
+        selector_destroy(sel);
+    }
+    enum wire_read_type type = req.response_type;
+    wire_read_request_cleanup(&req);
+    const void *body = NULL;
+    size_t len = 0;
+    if (status == MHD_HTTP_OK && wire_read_response_finish(resp, &body, &len) != WIRE_READ_OK) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        snprintf(err, sizeof err, "%s", wire_read_response_error(resp));
+    }
+    if (status != MHD_HTTP_OK) {
+        wire_read_response_destroy(resp);
+        return read_reply(s, c, status, err);
+    }
+    selfmetrics_counter_add(s->read_series, a.series);
+    selfmetrics_counter_add(s->read_samples, a.samples);
+    selfmetrics_counter_inc(selfmetrics_counter_get(s->reads_family, "200"));
+    count_request(s, "/api/v1/read", MHD_HTTP_OK);
+    const char *samples_hdr[] = {"Content-Encoding", WIRE_READ_SAMPLES_CONTENT_ENCODING, NULL};
+    enum MHD_Result ret = type == WIRE_READ_SAMPLES
+                              ? send_buf(c, MHD_HTTP_OK, WIRE_READ_SAMPLES_CONTENT_TYPE, body, len,
+                                         MHD_RESPMEM_MUST_COPY, samples_hdr)
+                              : send_buf(c, MHD_HTTP_OK, WIRE_READ_STREAMED_CONTENT_TYPE, body, len,
+                                         MHD_RESPMEM_MUST_COPY, NULL);
+    wire_read_response_destroy(resp);
+    return ret;
 }
 
 /* ---- small endpoints ------------------------------------------------------ */
@@ -660,6 +801,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->limits = s->limits;
         pthread_mutex_unlock(&s->limits_lock);
         *con_cls = rq;
+        rq->max_body = rq->route == ROUTE_READ ? rq->limits.max_read_request_bytes
+                                               : rq->limits.max_compressed_request_bytes;
+        if (rq->route == ROUTE_READ) {
+            const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+            if (clen && strtoull(clen, NULL, 10) > rq->max_body) {
+                snprintf(rq->msg, sizeof rq->msg, "request body of %s bytes exceeds limit %llu",
+                         clen, (unsigned long long)rq->max_body);
+                return read_reply(s, c, MHD_HTTP_CONTENT_TOO_LARGE, rq->msg);
+            }
+        }
         if (rq->route == ROUTE_WRITE) {
             write_begin(s, c, rq);
             /* Refuse before reading a body we already know we will not use
@@ -673,8 +824,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
 
     if (*upload_data_size) {
-        if (rq->route == ROUTE_WRITE) {
-            if (!write_body(rq, upload_data, *upload_data_size))
+        if (rq->route == ROUTE_WRITE || rq->route == ROUTE_READ) {
+            if (!buffer_body(rq, upload_data, *upload_data_size))
                 return MHD_NO;
         }
         /* Other routes ignore bodies (reload, etc.). */
@@ -685,6 +836,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     switch (rq->route) {
     case ROUTE_WRITE:
         return write_finish(s, c, rq);
+    case ROUTE_READ:
+        if (rq->status)
+            return read_reply(s, c, (unsigned)rq->status, rq->msg);
+        return read_finish(s, c, rq);
     case ROUTE_METRICS:
         return serve_metrics(s, c);
     case ROUTE_HEALTHY:
@@ -822,6 +977,14 @@ static void register_metrics(struct http_server *s)
         s->proto[p].bytes_decompressed = selfmetrics_counter_get(bytes, pn, "identity");
         s->proto[p].decode_seconds = selfmetrics_histogram_get(dur, pn);
     }
+    s->reads_family = selfmetrics_register_counter(m, "promcast_read_requests_total",
+                                                   "Remote-read requests answered, by status code.",
+                                                   1, (const char *const[]){"code"});
+    s->read_series = selfmetrics_simple_counter(m, "promcast_read_series_total",
+                                                "Output series returned by remote read.");
+    s->read_samples =
+        selfmetrics_simple_counter(m, "promcast_read_samples_total",
+                                   "Samples returned by remote read (history and forecast path).");
     s->requests_family =
         selfmetrics_register_counter(m, "promcast_http_requests_total",
                                      "HTTP requests served, by handler and status code.", 2, hc_l);
@@ -863,8 +1026,9 @@ static void register_metrics(struct http_server *s)
 }
 
 struct http_server *http_server_create(const struct http_server_opts *opts,
-                                       struct series_index *series, struct selfmetrics *metrics,
-                                       const struct http_hooks *hooks, char *err, size_t errcap)
+                                       struct series_index *series, struct pipeline *pipeline,
+                                       struct selfmetrics *metrics, const struct http_hooks *hooks,
+                                       char *err, size_t errcap)
 {
     struct http_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -872,6 +1036,7 @@ struct http_server *http_server_create(const struct http_server_opts *opts,
         return NULL;
     }
     s->series = series;
+    s->pipeline = pipeline;
     s->metrics = metrics;
     if (hooks)
         s->hooks = *hooks;
@@ -905,11 +1070,12 @@ struct http_server *http_server_create(const struct http_server_opts *opts,
         {any ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, 0, any ? NULL : &ss},
         {MHD_OPTION_END, 0, NULL},
     };
-    s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
-                              on_completed, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
-                              MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_EXTERNAL_LOGGER,
-                              on_mhd_log, NULL, MHD_OPTION_ARRAY, sockopt, MHD_OPTION_END);
+    /* The logger goes first so that even option errors reach our log. */
+    s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              on_mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                              timeout_s, MHD_OPTION_ARRAY, sockopt, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errcap, "cannot listen on %s: %s", opts->listen_address,
                  errno ? strerror(errno) : "libmicrohttpd failed to start");

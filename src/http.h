@@ -1,13 +1,14 @@
 /*
  * http.h — promcast's HTTP server (libmicrohttpd, thread pool).
  *
- * Routes: POST /api/v1/write (remote write 1.0 and 2.0), GET /metrics,
+ * Routes: POST /api/v1/write (remote write 1.0 and 2.0), POST /api/v1/read
+ * (remote read of promcast's outputs and forecast path), GET /metrics,
  * GET /-/healthy, GET /-/ready, POST /-/reload, GET /api/v1/status.
  * This is the only module that maps errors to HTTP status codes and the only
  * one that includes libmicrohttpd.
  *
- * Ownership: the server borrows the series index and metrics registry given at
- * creation; they must outlive it. Hooks are called from the server's threads.
+ * Ownership: the server borrows the series index, pipeline and metrics
+ * registry given at creation; they must outlive it. Hooks are called from the server's threads.
  */
 #ifndef PROMCAST_HTTP_H
 #define PROMCAST_HTTP_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 struct config;
+struct pipeline;
 struct series_index;
 struct selfmetrics;
 
@@ -29,6 +31,9 @@ struct http_limits {
     uint64_t max_label_name_length;
     uint64_t max_label_value_length;
     uint64_t max_inflight_requests;
+    uint64_t max_read_request_bytes;  /* remote-read request body */
+    uint64_t max_read_queries;        /* queries per remote-read request */
+    uint64_t max_read_response_bytes; /* whole remote-read answer */
 };
 
 /* Calls from the server into the program that embeds it (main.c). */
@@ -59,8 +64,9 @@ struct http_server_opts {
  * is copied.
  */
 struct http_server *http_server_create(const struct http_server_opts *opts,
-                                       struct series_index *series, struct selfmetrics *metrics,
-                                       const struct http_hooks *hooks, char *err, size_t errcap);
+                                       struct series_index *series, struct pipeline *pipeline,
+                                       struct selfmetrics *metrics, const struct http_hooks *hooks,
+                                       char *err, size_t errcap);
 
 /* Replace the request limits (thread-safe; applies to requests that start
  * after the call). */

@@ -49,6 +49,16 @@
 /* limits.request_timeout: idle HTTP connection timeout. */
 #define LIMIT_REQUEST_TIMEOUT_MS (30 * 1000)
 
+/* limits.max_read_request_bytes: remote-read request body as received; → 413. */
+#define LIMIT_MAX_READ_REQUEST_BYTES (4u << 20)
+
+/* limits.max_read_queries: queries in one remote-read request; → 413. */
+#define LIMIT_MAX_READ_QUERIES 256
+
+/* limits.max_read_response_bytes: a whole remote-read answer (history and
+ * forecast path), like Prometheus's read sample limit; → 400. */
+#define LIMIT_MAX_READ_RESPONSE_BYTES (64u << 20)
+
 /* Not configurable: protobuf nesting is fixed by the schema, so any deeper
  * message is malformed. */
 #define LIMIT_PROTO_MAX_DEPTH 8

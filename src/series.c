@@ -592,6 +592,8 @@ static void rule_decide(struct series_index *idx, const struct shard *sh, struct
                         const struct label *labels, size_t n, struct series_ingest_stats *st)
 {
     const struct config_rule *r = sh->cfg ? config_match_rule(sh->cfg, labels, n) : NULL;
+    if (r && idx->hooks && idx->hooks->accept && !idx->hooks->accept(idx->hooks->ctx, labels, n))
+        r = NULL;
     int32_t rule = r ? (int32_t)(r - sh->cfg->rules) : -1;
     /* State made under the old config is kept only when the model owner
      * says the new rule has the same parameters (a reload must not forget

@@ -49,6 +49,11 @@ struct series_index;
  */
 struct series_model_hooks {
     void *ctx;
+    /* May a rule model this series at all? false keeps it unmodelled even
+     * when a rule matches (the pipeline refuses its own output series, which
+     * come back through the Prometheus it writes to). Called once per series
+     * per rules generation. NULL = always. */
+    bool (*accept)(void *ctx, const struct label *labels, size_t n);
     /* First accepted sample of a series that holds a model slot under
      * rules[rule] of cfg: return new state, or NULL to skip this sample
      * (create is tried again on the next one). Labels: sorted, borrowed. */

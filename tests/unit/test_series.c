@@ -798,7 +798,8 @@ static int count_models(void *ctx, const struct label *labels, size_t n, void *m
 static void test_model_hooks(void)
 {
     struct fake_models f = {.keep_rule = 0};
-    struct series_model_hooks hooks = {&f, fake_create, fake_rebind, fake_observe, fake_destroy};
+    struct series_model_hooks hooks = {&f,          NULL,         fake_create,
+                                       fake_rebind, fake_observe, fake_destroy};
     struct series_index_opts o;
     series_index_opts_default(&o);
     o.hooks = &hooks;
