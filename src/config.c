@@ -1196,9 +1196,9 @@ static void check_name_part(struct ctx *c, const struct node *m, const char *key
 
 static void parse_output(struct ctx *c, struct config *cfg, const struct node *root)
 {
-    static const char *const keys[] = {"prefix",        "yhat",          "yhat_lower",
-                                       "yhat_upper",    "anomaly_score", "forecast",
-                                       "horizon_label", "history",       NULL};
+    static const char *const keys[] = {"prefix",        "yhat",     "yhat_lower",    "yhat_upper",
+                                       "anomaly_score", "forecast", "horizon_label", "history",
+                                       "close_delay",   NULL};
     struct config_output *o = &cfg->output;
     const struct node *m = map_get(root, "output");
     if (!map_check(c, m, "output", keys))
@@ -1226,6 +1226,7 @@ static void parse_output(struct ctx *c, struct config *cfg, const struct node *r
                      "output.horizon_label: \"%s\" is not a valid label name", h);
     }
     get_duration(c, m, "output", "history", &o->history_ms, 0);
+    get_duration(c, m, "output", "close_delay", &o->close_delay_ms, 0);
     for (int a = 0; a < OUTPUT__COUNT; a++)
         for (int b = a + 1; b < OUTPUT__COUNT; b++)
             if (o->suffix[a] && o->suffix[b] && strcmp(o->suffix[a], o->suffix[b]) == 0)
@@ -1845,6 +1846,7 @@ static void config_defaults(struct config *cfg)
     cfg->storage.snapshot_interval_ms = 5 * 60 * 1000;
     cfg->storage.shutdown_timeout_ms = 30 * 1000;
     cfg->output.history_ms = 60 * 60 * 1000;
+    cfg->output.close_delay_ms = 5000;
     struct config_limits *l = &cfg->limits;
     l->max_compressed_request_bytes = LIMIT_MAX_COMPRESSED_REQUEST_BYTES;
     l->max_request_bytes = LIMIT_MAX_REQUEST_BYTES;

@@ -80,6 +80,7 @@ struct config_output {
     char *suffix[OUTPUT__COUNT]; /* ":yhat", ":yhat_lower", ... ":forecast" */
     char *horizon_label;         /* label carrying the horizon of NAME:forecast */
     int64_t history_ms;          /* recent outputs kept in memory for remote read */
+    int64_t close_delay_ms;      /* a quiet step is closed this long after its end */
 };
 
 /* Every limit; defaults and meaning are documented in limits.h. */

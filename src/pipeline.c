@@ -67,7 +67,8 @@ struct slot {
     int64_t last_out_t; /* newest ready output step, INT64_MIN when none */
     uint32_t hist_head; /* next index to write */
     uint32_t hist_len;
-    struct warm *warm; /* non-NULL while waiting for warm-start history */
+    struct warm *warm;  /* non-NULL while waiting for warm-start history */
+    int64_t open_since; /* wall clock the first sample of the open step arrived; 0 = none */
 };
 
 struct conf {
@@ -75,6 +76,7 @@ struct conf {
     char *suffix[OUTPUT__COUNT];
     char *horizon_label;
     int64_t history_ms;
+    int64_t close_delay_ms;
     struct writer **writers;
     size_t nwriters;
 };
@@ -285,16 +287,16 @@ static size_t out_with_horizon(const struct outlabels *ol, const struct conf *c,
 }
 
 static void enqueue(struct pipeline *p, const struct conf *c, const struct label *l, size_t n,
-                    int64_t t, double v)
+                    int64_t t, double v, int64_t origin)
 {
     for (size_t w = 0; w < c->nwriters; w++)
-        if (writer_enqueue(c->writers[w], l, n, t, v) < 0)
+        if (writer_enqueue_origin(c->writers[w], l, n, t, v, origin) < 0)
             atomic_fetch_add_explicit(&p->writer_drops, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->outputs, 1, memory_order_relaxed);
 }
 
 static void emit(struct pipeline *p, struct slot *s, const struct label *labels, size_t n,
-                 const struct model_output *o)
+                 const struct model_output *o, int64_t origin)
 {
     atomic_fetch_add_explicit(&p->steps, 1, memory_order_relaxed);
     if (!o->ready)
@@ -319,14 +321,14 @@ static void emit(struct pipeline *p, struct slot *s, const struct label *labels,
     for (int k = OUTPUT_YHAT; k <= OUTPUT_ANOMALY_SCORE; k++) {
         if (out_name(&ol, c, &base_name, (enum config_output_kind)k) < 0)
             return;
-        enqueue(p, c, ol.l, ol.n, o->t, vals[k]);
+        enqueue(p, c, ol.l, ol.n, o->t, vals[k], origin);
     }
     if (out_name(&ol, c, &base_name, OUTPUT_FORECAST) < 0)
         return;
     struct label hl[MAX_OUT_LABELS + 2];
     for (int h = 0; h < o->nhorizons; h++) {
         size_t m = out_with_horizon(&ol, c, s->prof->horizon_text[h], hl);
-        enqueue(p, c, hl, m, o->t, o->forecast[h]);
+        enqueue(p, c, hl, m, o->t, o->forecast[h], origin);
     }
 }
 
@@ -344,8 +346,14 @@ static void observe_one(struct pipeline *p, struct slot *s, const struct label *
         atomic_fetch_add_explicit(&p->invalid, 1, memory_order_relaxed);
     if (smp->t > s->last_in_t)
         s->last_in_t = smp->t;
+    /* Latency is measured from the arrival of a step's first sample: read
+     * the clock once per step, not per sample. */
+    int64_t origin = s->open_since;
     for (int i = 0; i < k; i++)
-        emit(p, s, labels, n, &out[i]);
+        emit(p, s, labels, n, &out[i], origin);
+    if (k > 0 || s->open_since == 0)
+        s->open_since =
+            (flags & (MODEL_F_LATE | MODEL_F_INVALID | MODEL_F_STALE)) ? 0 : clock_now_ms();
 }
 
 /* Leave the warming state: replay what was buffered, live. */
@@ -524,6 +532,7 @@ int pipeline_configure(struct pipeline *p, const struct config *cfg, struct writ
     for (int k = 0; ok && k < OUTPUT__COUNT; k++)
         ok = (c->suffix[k] = strdup(cfg->output.suffix[k])) != NULL;
     c->history_ms = cfg->output.history_ms;
+    c->close_delay_ms = cfg->output.close_delay_ms;
     c->nwriters = nwriters;
     if (ok && nwriters) {
         c->writers = malloc(nwriters * sizeof *c->writers);
@@ -548,7 +557,7 @@ int pipeline_configure(struct pipeline *p, const struct config *cfg, struct writ
 
 struct flush_ctx {
     struct pipeline *p;
-    int64_t now;
+    int64_t until; /* close steps that ended at or before this */
     size_t closed;
 };
 
@@ -559,19 +568,22 @@ static int flush_one(void *ctx, const struct label *labels, size_t n, void *mode
     if (s->warm)
         return 0;
     struct model_output out[2];
-    /* Wait one whole step past the end: samples of the step may still be on
-   * their way (remote-write batching), and live series close their steps
-   * with their next sample long before this. */
-    int k = model_flush(slot_state(s), &s->prof->params, f->now - s->prof->params.step_ms, out, 2);
+    int k = model_flush(slot_state(s), &s->prof->params, f->until, out, 2);
     for (int i = 0; i < k; i++)
-        emit(f->p, s, labels, n, &out[i]);
+        emit(f->p, s, labels, n, &out[i], s->open_since);
+    if (k > 0)
+        s->open_since = 0;
     f->closed += (size_t)k;
     return 0;
 }
 
 size_t pipeline_flush(struct pipeline *p, int64_t now_ms)
 {
-    struct flush_ctx f = {p, now_ms, 0};
+    /* Samples of a step may still be on their way (the sender batches them),
+     * so a step is closed by the clock only output.close_delay after its
+     * end; a later sample of the series closes it earlier. */
+    const struct conf *c = atomic_load_explicit(&p->conf, memory_order_acquire);
+    struct flush_ctx f = {p, now_ms - (c ? c->close_delay_ms : 0), 0};
     if (p->idx)
         series_index_visit_models(p->idx, NULL, flush_one, &f);
     return f.closed;

@@ -74,9 +74,10 @@ int pipeline_configure(struct pipeline *p, const struct config *cfg, struct writ
                        size_t nwriters);
 
 /*
- * Close steps of quiet series: every slot whose open step ended at least one
- * step before now_ms is closed and its outputs emitted. For the timer
- * thread. Returns the number of steps closed.
+ * Close open steps by the clock: every slot whose open step ended at least
+ * output.close_delay before now_ms is closed and its outputs emitted (live
+ * series usually close a step sooner, with their first sample of the next
+ * step). For the timer thread, every second. Returns the steps closed.
  */
 size_t pipeline_flush(struct pipeline *p, int64_t now_ms);
 

@@ -46,7 +46,8 @@ struct wrec {
     struct wrec *next;
     int64_t t;
     double v;
-    int64_t enq_ms; /* monotonic, for batch_send_deadline */
+    int64_t enq_ms;    /* monotonic, for batch_send_deadline */
+    int64_t origin_ms; /* wall clock the sample's data arrived at promcast; 0 = unknown */
     uint32_t nlabels;
     uint32_t bytes;        /* accounted size (allocation + malloc header) */
     struct label labels[]; /* then the name and value bytes */
@@ -67,6 +68,7 @@ struct shard {
     struct wire_encoder *enc;
     struct wire_series *series; /* max_samples_per_send entries */
     struct sample *samples;
+    int64_t *origins; /* origin_ms of each entry of series */
 };
 
 struct writer {
@@ -104,6 +106,8 @@ struct writer {
     struct selfmetrics_counter *m_dropped[WRITER_DROP_COUNT];
     struct selfmetrics_gauge *m_last_send;
     struct selfmetrics_histogram *m_duration;
+    struct selfmetrics_histogram *m_age;
+    struct selfmetrics_histogram *m_latency;
     struct selfmetrics_family *f_requests;
 };
 
@@ -186,6 +190,22 @@ static void register_metrics(struct writer *w, struct selfmetrics *r)
                                        "Duration of each remote-write request attempt.", 1, l_url,
                                        bounds, sizeof bounds / sizeof bounds[0]);
     w->m_duration = selfmetrics_histogram_get(f, w->url);
+    static const double age_bounds[] = {1,  2,  5,   10,  15,  20,  30,   45,
+                                        60, 90, 120, 180, 300, 600, 1800, 3600};
+    f = selfmetrics_register_histogram(
+        r, "promcast_remote_write_sample_age_seconds",
+        "Age of each sample when the target accepted it: acceptance time minus the sample's "
+        "timestamp (for outputs, the start of the step they describe).",
+        1, l_url, age_bounds, sizeof age_bounds / sizeof age_bounds[0]);
+    w->m_age = selfmetrics_histogram_get(f, w->url);
+    static const double lat_bounds[] = {0.5, 1,  1.5, 2,  2.5, 3,  4,  5,   6,   8,   10,  15,
+                                        20,  30, 45,  60, 65,  70, 90, 120, 180, 300, 600, 3600};
+    f = selfmetrics_register_histogram(
+        r, "promcast_output_latency_seconds",
+        "From the arrival at promcast of the first sample of a step to the target accepting "
+        "that step's outputs.",
+        1, l_url, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
+    w->m_latency = selfmetrics_histogram_get(f, w->url);
     w->f_requests = selfmetrics_register_counter(
         r, "promcast_remote_write_requests_total",
         "Remote-write request attempts by HTTP status (\"error\": no response).", 2, l_code);
@@ -230,6 +250,12 @@ static const struct label *merge_next(const struct writer *w, const struct label
 }
 
 int writer_enqueue(struct writer *w, const struct label *labels, size_t n, int64_t t_ms, double v)
+{
+    return writer_enqueue_origin(w, labels, n, t_ms, v, 0);
+}
+
+int writer_enqueue_origin(struct writer *w, const struct label *labels, size_t n, int64_t t_ms,
+                          double v, int64_t origin_ms)
 {
     if (atomic_load_explicit(&w->closing, memory_order_acquire)) {
         count_drop(w, WRITER_DROP_SHUTDOWN, 1);
@@ -283,6 +309,7 @@ int writer_enqueue(struct writer *w, const struct label *labels, size_t n, int64
     r->next = NULL;
     r->t = t_ms;
     r->v = v; /* plain copy: stale-marker bits survive */
+    r->origin_ms = origin_ms;
     r->nlabels = (uint32_t)m;
     r->bytes = (uint32_t)acct;
     char *p = (char *)&r->labels[m];
@@ -489,6 +516,13 @@ static enum batch_outcome send_batch(struct shard *s, size_t k)
             int64_t now = clock_now_ms();
             atomic_store(&w->last_send_ms, now);
             selfmetrics_gauge_set(w->m_last_send, (double)now / 1000.0);
+            for (size_t i = 0; i < k; i++) {
+                selfmetrics_histogram_observe(w->m_age,
+                                              (double)(now - s->series[i].samples[0].t) / 1000.0);
+                if (s->origins[i] > 0)
+                    selfmetrics_histogram_observe(w->m_latency,
+                                                  (double)(now - s->origins[i]) / 1000.0);
+            }
             return BATCH_DONE;
         } else if (st >= 500 || (st == 429 && w->retry_429)) {
             char code[24], line[256];
@@ -531,6 +565,7 @@ static size_t collect(struct shard *s, struct wrec *first, size_t avail, struct 
         if (k > 0 && bytes + r->bytes > WRITER_MAX_REQUEST_BYTES)
             break;
         s->samples[k].t = r->t;
+        s->origins[k] = r->origin_ms;
         memcpy(&s->samples[k].v, &r->v, sizeof r->v);
         s->series[k] = (struct wire_series){
             .labels = r->labels,
@@ -665,6 +700,7 @@ static void shard_cleanup(struct shard *s)
     wire_encoder_destroy(s->enc);
     free(s->series);
     free(s->samples);
+    free(s->origins);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
 }
@@ -686,7 +722,8 @@ static int shard_init(struct writer *w, struct shard *s, unsigned idx,
     s->enc = wire_encoder_create(ENCODER_MAX_BYTES);
     s->series = calloc(w->max_per_send, sizeof *s->series);
     s->samples = calloc(w->max_per_send, sizeof *s->samples);
-    if (s->enc == NULL || s->series == NULL || s->samples == NULL) {
+    s->origins = calloc(w->max_per_send, sizeof *s->origins);
+    if (s->enc == NULL || s->series == NULL || s->samples == NULL || s->origins == NULL) {
         set_err(err, errcap, "out of memory", NULL);
         return -1;
     }

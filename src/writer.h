@@ -141,6 +141,12 @@ struct writer *writer_create(const struct config_remote_write *cfg,
  */
 int writer_enqueue(struct writer *w, const struct label *labels, size_t n, int64_t t_ms, double v);
 
+/* writer_enqueue() with the wall-clock time (ms) at which the data behind the
+ * sample arrived at promcast: the writer then records arrival-to-acceptance
+ * latency (promcast_output_latency_seconds). origin_ms 0 = unknown. */
+int writer_enqueue_origin(struct writer *w, const struct label *labels, size_t n, int64_t t_ms,
+                          double v, int64_t origin_ms);
+
 /*
  * Stop accepting, send what is pending (immediately, without waiting for
  * batches to fill; retrying as usual) until the queue is empty or

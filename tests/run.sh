@@ -111,7 +111,10 @@ step "clang-format" format_check
 step "build (gcc, -Werror)" build "$ROOT/build" -DPROMCAST_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "tests" run_ctest "$ROOT/build"
 step "build (ASan+UBSan)" build "$ROOT/build-asan" -DPROMCAST_WERROR=ON -DPROMCAST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+# Under the sanitizers everything runs several times slower: the long
+# end-to-end scenarios run shorter there (the full lengths ran above).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    PROMCAST_E2E_OUTAGE_S=30 PROMCAST_E2E_RESTARTS=15 PROMCAST_E2E_STATE_SERIES=5000 \
     step "tests under ASan+UBSan" run_ctest "$ROOT/build-asan"
 step "build fuzz targets (clang)" build "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang \
     -DPROMCAST_FUZZ=ON -DPROMCAST_SANITIZE=ON -DPROMCAST_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug

@@ -114,6 +114,19 @@ e2e_eq "prometheus rejected nothing promcast wrote" \
     "$(curl -fsS "$PROM/metrics" | awk '/^prometheus_http_requests_total\{code="(4|5)[0-9][0-9]",handler="\/api\/v1\/write"\}/ { s += $2 } END { printf "%d", s }')" 0
 e2e_check "warm start read history from Prometheus" \
     [ "$(m promcast_warmstart_requests_total)" -gt 0 ]
+# Latency (measured, not asserted): from the arrival of a step's first
+# sample to Prometheus accepting that step's outputs. The issue's target is
+# p99 <= step + batch_send_deadline (here 2 s + 1 s).
+quantiles() {
+    curl -fsS "$pc_URL/metrics" | awk -v m="$1" '
+        index($0, m "_bucket") == 1 { match($0, /le="[^"]*"/); n++; les[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2 }
+        index($0, m "_count") == 1 { total = $2 }
+        END { split("0.5 0.9 0.99", qs, " "); out = ""
+              for (j = 1; j <= 3; j++) for (i = 1; i <= n; i++) if (cum[i] >= qs[j] * total) { out = out sprintf(" p%g<=%ss", qs[j] * 100, les[i]); break }
+              printf "%s over %d outputs\n", out, total }'
+}
+e2e_log "arrival-to-acceptance latency:$(quantiles promcast_output_latency_seconds) (target p99 <= 3 s)"
+e2e_log "output age at acceptance (now - step start):$(quantiles promcast_remote_write_sample_age_seconds)"
 curl -fsS "$pc_URL/-/ready" >/dev/null && e2e_log "ok: promcast ready" || { e2e_log "FAIL: promcast not ready"; E2E_FAILS=$((E2E_FAILS + 1)); }
 curl -fsS "$pc_URL/metrics" >"$WORK/metrics.txt"
 e2e_check "promtool check metrics is clean" sh -c "promtool check metrics <'$WORK/metrics.txt' >'$WORK/promtool.out' 2>&1"
