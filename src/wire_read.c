@@ -1432,10 +1432,10 @@ static enum wire_read_err parse_series_labels(struct respdec *c, const char *msg
 {
     *n = 0;
     while (p < end) {
-        uint32_t f;
-        int skipped;
-        const uint8_t *sp;
-        size_t len;
+        uint32_t f = 0;
+        int skipped = 1;
+        const uint8_t *sp = NULL;
+        size_t len = 0;
         enum wire_read_err e = next_field(c, msg, &p, end, want, nwant, &f, &skipped);
         if (e == WIRE_READ_OK && !skipped)
             e = read_span(c, msg, &p, end, &sp, &len);
