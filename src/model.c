@@ -24,7 +24,7 @@
  * State layout (one flat blob, no pointers, native byte order; offsets are
  * relative to the blob so a copy anywhere keeps working):
  *
- *   struct model_state                 fixed part (704 bytes on x86-64),
+ *   struct model_state                 fixed part (720 bytes on x86-64),
  *                                      see model_internal.h
  *   float profile1[n1], uint32 sign1[ceil(n1/32)]
  *                                      first season: n1 <= 288 slot values
@@ -42,15 +42,15 @@
  *                                      combination weights, interval
  *                                      quantiles
  *
- *   size = 704 + align8(4 (n1 + n2) + 4 (ceil(n1/32) + ceil(n2/32)))
+ *   size = 720 + align8(4 (n1 + n2) + 4 (ceil(n1/32) + ceil(n2/32)))
  *          + 24 sum(len_i) + 64 (1 + nh)
  *
  * A season of period P is modelled when P >= 4 steps, with
  * n = min(P / step, 288) slots for the first and min(P / step, 84) for the
  * second (finer steps interpolate between slots). With seasons
  * auto-detected (nseasons = -1) a daily and a weekly profile are allocated.
- * Examples: 5m step, daily season, horizons 15m and 1h: 2304 bytes; the
- * same with seasons auto-detected (daily + weekly): 2648 bytes.
+ * Examples: 5m step, daily season, horizons 15m and 1h: 2320 bytes; the
+ * same with seasons auto-detected (daily + weekly): 2664 bytes.
  *
  * Deliberately not done here: I/O, locking, allocation. libm only.
  */
@@ -270,8 +270,8 @@ void model_init(void *state, const struct model_params *p)
     s->nh = (uint16_t)l.nh;
     for (int i = 0; i < l.nh; i++) {
         s->hsteps[i] = l.hsteps[i];
-        s->hstride[i] = (uint16_t)l.stride[i];
-        s->hring[i] = (uint16_t)l.len[i];
+        s->hstride[i] = l.stride[i];
+        s->hring[i] = (uint8_t)l.len[i];
     }
     s->ring_off = l.ring_off;
     s->stats_off = l.stats_off;
@@ -363,21 +363,31 @@ static void candidates(const struct model_state *s, const struct hw_phases *ph, 
 }
 
 /* Position of step k in horizon i's ring cycle (stride * len steps), kept
- * incrementally: consecutive steps need no 64-bit division. */
-static uint32_t ring_phase(struct model_state *s, int i, int64_t k, int consecutive)
+ * incrementally as slot * stride + sub: consecutive steps need no division.
+ * Returns sub; *slot gets the slot. */
+static uint32_t ring_phase(struct model_state *s, int i, int64_t k, int consecutive, uint32_t *slot)
 {
-    uint32_t period = (uint32_t)s->hstride[i] * s->hring[i];
-    uint32_t ph;
+    uint32_t stride = s->hstride[i];
+    uint32_t sub, sl;
     if (consecutive) {
-        ph = s->hphase[i] + 1;
-        if (ph == period)
-            ph = 0;
+        sub = s->hsub[i] + 1;
+        sl = s->hslot[i];
+        if (sub == stride) {
+            sub = 0;
+            if (++sl == s->hring[i])
+                sl = 0;
+        }
     } else {
-        int64_t r = k % (int64_t)period;
-        ph = (uint32_t)(r < 0 ? r + period : r);
+        int64_t period = (int64_t)stride * s->hring[i];
+        int64_t r = k % period;
+        uint32_t ph = (uint32_t)(r < 0 ? r + period : r);
+        sub = ph % stride;
+        sl = ph / stride;
     }
-    s->hphase[i] = ph;
-    return ph;
+    s->hsub[i] = sub;
+    s->hslot[i] = (uint8_t)sl;
+    *slot = sl;
+    return sub;
 }
 
 /* Combination weights from error statistics, cached in st->w: recomputed
@@ -505,10 +515,10 @@ static void step_first(struct model_state *s, int64_t t, int64_t k, double y,
         out->ready = false;
     }
     for (int i = 0; i < nh; i++) {
-        uint32_t ph = ring_phase(s, i, k, 0);
-        if (ph % s->hstride[i] != 0)
+        uint32_t slot;
+        if (ring_phase(s, i, k, 0, &slot) != 0)
             continue;
-        struct ring_entry *r = ring(s, i) + ph / s->hstride[i];
+        struct ring_entry *r = ring(s, i) + slot;
         r->target = (uint32_t)(k + s->hsteps[i]);
         for (int m = 0; m <= MODEL_NCAND; m++)
             r->f[m] = (float)y;
@@ -611,15 +621,19 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
     double arh[MODEL_MAX_HORIZONS];
     ar_forecast_multi(&s->ar, s->lvl.mu, s->hsteps, nh, arh);
     for (int i = 0; i < nh; i++) {
-        uint32_t h = s->hsteps[i], stride = s->hstride[i];
-        uint32_t cycle = stride * s->hring[i]; /* >= h */
+        uint32_t h = s->hsteps[i], stride = s->hstride[i], len = s->hring[i];
         struct ring_entry *rg = ring(s, i);
-        uint32_t rp = ring_phase(s, i, k, gap == 1);
-        /* the phase of the origin h steps back */
-        uint32_t hm = h == cycle ? 0 : h;
-        uint32_t oph = rp >= hm ? rp - hm : rp + cycle - hm;
-        if (oph % stride == 0) {
-            struct ring_entry *e = rg + oph / stride;
+        uint32_t slot, sub = ring_phase(s, i, k, gap == 1, &slot);
+        /* The origin h steps back, given d = cycle - h in [0, stride): with
+         * d = 0 it is this very phase; else h = (len - 1) stride + (stride -
+         * d), so the origin is on a slot boundary when sub + d == stride,
+         * at slot + 1 (mod len). */
+        uint32_t d = stride * len - h, oslot = slot;
+        int due = d == 0 ? sub == 0 : sub + d == stride;
+        if (d != 0 && ++oslot == len)
+            oslot = 0;
+        if (due) {
+            struct ring_entry *e = rg + oslot;
             if (e->target == (uint32_t)k) {
                 double ff[MODEL_NCAND];
                 for (int m = 0; m < MODEL_NCAND; m++)
@@ -636,8 +650,8 @@ static void step_close(struct model_state *s, const struct model_params *p, int6
         double fc = combine(fh, st[1 + i].w);
         if (out)
             out->forecast[i] = fc;
-        if (rp % stride == 0) {
-            struct ring_entry *e = rg + rp / stride;
+        if (sub == 0) {
+            struct ring_entry *e = rg + slot;
             e->target = (uint32_t)(k + h);
             for (int m = 0; m < MODEL_NCAND; m++)
                 e->f[m] = (float)fh[m];
@@ -712,8 +726,13 @@ static void path_stats(const struct model_state *s, int k, float *w, double *mae
     } else if (khi > klo) {
         a = (double)((uint32_t)k - klo) / (double)(khi - klo);
     }
+    /* Combination weights are not interpolated: they are fitted for their
+     * horizon, and a candidate that is right at one horizon by coincidence
+     * (naive at a horizon equal to the season) is wrong in between. Between
+     * two fitted horizons the nearer-below one's weights hold. */
+    const struct hz_stats *wsrc = a < 1 ? &st[lo] : &st[hi];
     for (int m = 0; m < MODEL_NCAND; m++)
-        w[m] = (float)((1 - a) * st[lo].w[m] + a * st[hi].w[m]);
+        w[m] = wsrc->w[m];
     double ml = st[lo].mae, mh = st[hi].mae;
     if (hi == lo && k > (int)klo)
         mh = ml * sqrt((double)k / klo); /* beyond the data: random-walk growth */

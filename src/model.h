@@ -28,7 +28,7 @@
 
 #define MODEL_MAX_HORIZONS  8
 #define MODEL_MAX_SEASONS   2
-#define MODEL_STATE_VERSION 2
+#define MODEL_STATE_VERSION 3
 /* Sample values beyond +-this are ignored like NaN (MODEL_F_INVALID): no
  * metric has them, and squares of errors of such values overflow. */
 #define MODEL_VALUE_MAX 1e30

@@ -242,10 +242,10 @@ static void update_season(struct hw_season *s, float *prof, const struct hw_phas
     }
     /* Significance: variance of the profile against what noise alone would
      * leave in it. */
-    double in = 1.0 / s->nslots;
-    double var = s->sumsq * in - (s->sum * in) * (s->sum * in);
-    double noise = scale2 * g / (2 - g) + 1e-300;
-    double ratio = var / noise;
+    /* var / noise with var = sumsq / n - (sum / n)^2 and noise = scale2 g /
+     * (2 - g), as one division */
+    double n = s->nslots;
+    double ratio = (s->sumsq * n - s->sum * s->sum) * (2 - g) / (n * n * scale2 * g + 1e-300);
     if (ratio > 1e6)
         ratio = 1e6;
     s->strength += (float)(0.01 * (ratio - s->strength));

@@ -281,9 +281,13 @@ struct model_state {
     uint32_t ring_off;  /* byte offset of the first ring */
     uint32_t stats_off; /* byte offset of the statistics (after the rings) */
     uint32_t hsteps[MODEL_MAX_HORIZONS];
-    uint16_t hstride[MODEL_MAX_HORIZONS];
-    uint16_t hring[MODEL_MAX_HORIZONS];
-    uint32_t hphase[MODEL_MAX_HORIZONS]; /* last step's position in the ring cycle */
+    uint32_t hstride[MODEL_MAX_HORIZONS];
+    /* the last step's position in horizon i's ring cycle (stride * len
+     * steps), as slot * stride + sub: kept incrementally, so consecutive
+     * steps need no division */
+    uint32_t hsub[MODEL_MAX_HORIZONS];
+    uint8_t hring[MODEL_MAX_HORIZONS];
+    uint8_t hslot[MODEL_MAX_HORIZONS];
 
     struct model_grid grid;
 

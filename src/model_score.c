@@ -55,17 +55,18 @@
 
 #include "model_internal.h"
 
-#define RUN_W      0.1      /* EWMA weight of the run statistic */
-#define ACC_W      0.25     /* EWMA weight of the accumulated surprise */
-#define DENS_W     0.05     /* EWMA weight of the density statistic */
-#define DENS_MEM   2000     /* steps of memory of its mean and deviation */
-#define ACC_MAX    5.0      /* one point adds at most this much surprise */
-#define ALARM_P    1e-3     /* a report this strong opens an episode */
-#define REPORT_M   2.302585 /* ln 10: a report must be 10x less likely */
-#define PEAK_DECAY 0.995    /* per step decay of the episode's level */
-#define CALM_L     1.6      /* steps with p > exp(-1.6) = 0.2 are calm ... */
-#define CALM_N     20u      /* ... and this many in a row end the episode */
-#define SIG_FLOOR  1e-6     /* relative: errors below this are float rounding */
+#define RUN_W      0.1                 /* EWMA weight of the run statistic */
+#define ACC_W      0.25                /* EWMA weight of the accumulated surprise */
+#define DENS_W     0.05                /* EWMA weight of the density statistic */
+#define DENS_MEM   2000                /* steps of memory of its mean and deviation */
+#define ACC_MAX    5.0                 /* one point adds at most this much surprise */
+#define ALARM_P    1e-3                /* a report this strong opens an episode */
+#define REPORT_M   2.302585            /* ln 10: a report must be 10x less likely */
+#define PEAK_DECAY 0.995               /* per step decay of the episode's level */
+#define CALM_L     1.6                 /* steps with p > exp(-1.6) = 0.2 are calm ... */
+#define CALM_N     20u                 /* ... and this many in a row end the episode */
+#define CALM_P     0.20189651799465538 /* exp(-CALM_L) */
+#define SIG_FLOOR  1e-6                /* relative: errors below this are float rounding */
 #define CUSUM_K    1.0
 #define CUSUM_H    10.0
 #define L_MAX      690.0 /* surprise of p = 1e-300 */
@@ -103,14 +104,12 @@ void score_init(struct model_score *s)
  * [0, 3] (error < 4e-5, no division: the body needs no more). */
 static double body_prob(const struct score_tail *t, double u)
 {
-    double u2 = u * u;
-    double g =
-        u * (0.7999993365565808 +
-             u2 * (-0.13313324387693465 +
-                   u2 * (0.019723090272089995 +
-                         u2 * (-0.002213715378609646 + u2 * (0.00017777707919440085 +
-                                                             u2 * (-8.958943925478358e-06 +
-                                                                   u2 * 2.077246220619688e-07))))));
+    /* Estrin's scheme: a shorter dependency chain than Horner's */
+    double u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;
+    double a = 0.7999993365565808 + u2 * -0.13313324387693465;
+    double b = 0.019723090272089995 + u2 * -0.002213715378609646;
+    double c = 0.00017777707919440085 + u2 * -8.958943925478358e-06;
+    double g = u * ((a + u4 * b) + u8 * (c + u4 * 2.077246220619688e-07));
     if (g > 1)
         g = 1;
     return 1 - (1 - t->q) * g;
@@ -173,13 +172,14 @@ void score_step(struct model_score *s, const struct score_input *in, struct scor
         sig = SIG_FLOOR * fabs(in->yhat); /* float profiles: relative noise */
     double z = sig > 0 ? e / sig : (e != 0 ? 1e300 : 0);
     double az = fabs(z);
-    double lp;
+    double lp, pp = 0; /* pp: the point's probability when in the body */
     if (az >= TAIL_L) {
         lu = log(az * (1 / TAIL_L));
         lp = tail_surprise(&s->t_point, lu);
     } else {
         lu = 0;
-        lp = -log(body_prob(&s->t_point, az));
+        pp = body_prob(&s->t_point, az);
+        lp = -log(pp);
     }
     double bu = -1;
     const struct score_tail *bt = NULL;
@@ -244,38 +244,55 @@ void score_step(struct model_score *s, const struct score_input *in, struct scor
     s->run_scale = (float)((1 - rr) * s->run_scale + rr * ar);
     s->base += in->base_rate * dev;
 
-    double L = lp, lb = bt ? -log(body_prob(bt, bu)) : 0;
-    if (lb > L)
-        L = lb;
-    if (la > L)
-        L = la;
-    if (ld > L)
-        L = ld;
-    if (lr > L)
-        L = lr;
-    if (!(L < L_MAX))
-        L = L_MAX; /* also NaN: an infinite error is as surprising as it gets */
-    r->l_point = lp;
     r->l_acc = la;
     r->l_dens = ld;
     r->l_run = lr;
+    double pb = bt ? body_prob(bt, bu) : 1; /* the body's most extreme component */
+    if (pp > 0 && la == 0 && ld == 0 && lr == 0 && s->peak == 0) {
+        /* The common case: everything in the body and no episode open. Then
+         * L = -ln p with p = min(pp, pb), the report rule reduces to
+         * comparisons of p with constants, and the score is 1 - p: no
+         * logarithm or exponential needed. */
+        double p = pp < pb ? pp : pb;
+        r->l_point = lp;
+        if (p < ALARM_P)
+            s->peak = (float)-log(p) * (float)PEAK_DECAY;
+        if (p > CALM_P)
+            s->calm++;
+        else
+            s->calm = 0;
+        r->score = 1 - p;
+    } else {
+        double L = lp, lb = bt ? -log(pb) : 0;
+        if (lb > L)
+            L = lb;
+        if (la > L)
+            L = la;
+        if (ld > L)
+            L = ld;
+        if (lr > L)
+            L = lr;
+        if (!(L < L_MAX))
+            L = L_MAX; /* also NaN: an infinite error is as surprising as it gets */
+        r->l_point = lp;
 
-    /* report rule (see the top of the file) */
-    double lout = L;
-    if (L > s->peak + REPORT_M) {
-        if (L > -log(ALARM_P))
-            s->peak = (float)L;
-    } else {
-        lout = L - s->peak;
+        /* report rule (see the top of the file) */
+        double lout = L;
+        if (L > s->peak + REPORT_M) {
+            if (L > -log(ALARM_P))
+                s->peak = (float)L;
+        } else {
+            lout = L - s->peak;
+        }
+        if (L < CALM_L) {
+            if (++s->calm >= CALM_N)
+                s->peak = 0;
+        } else {
+            s->calm = 0;
+        }
+        s->peak = s->peak > 0.01f ? s->peak * (float)PEAK_DECAY : 0;
+        r->score = lout > 0 ? 1 - exp(-lout) : 0;
     }
-    if (L < CALM_L) {
-        if (++s->calm >= CALM_N)
-            s->peak = 0;
-    } else {
-        s->calm = 0;
-    }
-    s->peak = s->peak > 0.01f ? s->peak * (float)PEAK_DECAY : 0;
-    r->score = lout > 0 ? 1 - exp(-lout) : 0;
 
     /* change point: two-sided CUSUM of the clipped standardised errors */
     double zc = z > 4 ? 4 : z < -4 ? -4 : z;

@@ -140,7 +140,7 @@ static void test_state_size(void)
     p.season_ms[0] = DAY_MS;
     /* budget: 2.75 KiB (44 cache lines) for the common configurations */
     size_t daily = model_state_size(&p);
-    CHECK(daily <= 2816, "5m step, daily season: %zu bytes > 2.75 KiB", daily);
+    CHECK(daily <= 2560, "5m step, daily season: %zu bytes > 2.5 KiB", daily);
     p.nseasons = -1; /* auto: daily and weekly profiles both allocated */
     size_t autod = model_state_size(&p);
     CHECK(autod <= 2816, "5m step, seasons auto: %zu bytes > 2.75 KiB", autod);
@@ -700,6 +700,106 @@ static void test_forecast_path(void)
     free(s);
 }
 
+/* Horizon forecasts are checked against the value when their target step
+ * closes (a ring of stored origins per horizon); the combination learns its
+ * weights from those checks. Horizons of 16 (the ring cycle equals h), 17
+ * and 60 steps (it does not), with missing steps now and then: if matured
+ * forecasts were not found, the weights would stay on the naive forecast. */
+static void test_horizon_ring(void)
+{
+    struct model_params p;
+    model_params_default(&p);
+    p.nseasons = 1;
+    p.season_ms[0] = DAY_MS;
+    p.nhorizons = 3;
+    p.horizon_ms[0] = 16 * MIN_MS;
+    p.horizon_ms[1] = 17 * MIN_MS;
+    p.horizon_ms[2] = 60 * MIN_MS;
+    void *s = new_state(&p);
+    if (!s)
+        return;
+    const int64_t steps = 4 * 1440, hs[3] = {16, 17, 60};
+    double err[3] = {0}, errn[3] = {0};
+    int cnt[3] = {0};
+    for (int64_t k = 0; k < steps; k++) {
+        if (k % 97 == 13 || k % 131 == 7)
+            continue; /* a missing step: the ring position is recomputed */
+        struct model_output o;
+        double y = 20 * sin(2 * M_PI * (double)k / 1440) + 0.2 * nrand();
+        if (model_observe(s, &p, T0 + k * MIN_MS, y, &o, 1, NULL) != 1 || k < 2 * 1440)
+            continue;
+        /* o describes step k - 1 (closed by this sample) */
+        for (int i = 0; i < 3; i++) {
+            double truth = 20 * sin(2 * M_PI * (double)(k - 1 + hs[i]) / 1440);
+            err[i] += fabs(o.forecast[i] - truth);
+            errn[i] += fabs(o.value - truth);
+            cnt[i]++;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        CHECK(cnt[i] > 2000 && err[i] < 0.7 * errn[i],
+              "horizon %lld steps: forecast error %.3f not well below naive's %.3f (%d points)",
+              (long long)hs[i], err[i] / (cnt[i] ? cnt[i] : 1), errn[i] / (cnt[i] ? cnt[i] : 1),
+              cnt[i]);
+    free(s);
+}
+
+/* A horizon of a million steps has a ring stride of 125000 steps; the state
+ * check once compared it with a 16-bit copy and refused every such state. */
+static void test_long_horizon(void)
+{
+    struct model_params p;
+    char err[128];
+    model_params_default(&p);
+    p.step_ms = 1000;
+    p.nhorizons = 1;
+    p.horizon_ms[0] = INT64_C(1000000) * 1000;
+    CHECK(model_params_check(&p, err, sizeof err) == 0, "a million-step horizon is valid: %s", err);
+    void *s = new_state(&p);
+    if (!s)
+        return;
+    size_t sz = model_state_size(&p);
+    CHECK(model_state_check(s, sz, &p) == 0, "fresh state with a 125000-step stride passes");
+    int bad = 0;
+    for (int64_t k = 0; k < 3000; k++) {
+        struct model_output o;
+        if (model_observe(s, &p, T0 + k * 1000 + (k % 7) * 1000, 5 + nrand(), &o, 1, NULL) == 1 &&
+            !out_sane(&o))
+            bad++;
+    }
+    CHECK(bad == 0, "long horizon: %d bad outputs", bad);
+    CHECK(model_state_check(s, sz, &p) == 0, "used state with a 125000-step stride passes");
+    free(s);
+}
+
+/* Under a series' normal behaviour the score is about uniform: P(score >=
+ * 1 - x) ~ x (the report rule only lowers scores inside an episode). Checks
+ * the fast path for ordinary steps, which works with p instead of -ln p. */
+static void test_score_uniform(void)
+{
+    struct model_params p;
+    model_params_default(&p);
+    p.nseasons = 0;
+    void *s = new_state(&p);
+    if (!s)
+        return;
+    int n = 0, over50 = 0, over90 = 0, over99 = 0;
+    for (int64_t k = 0; k < 30000; k++) {
+        struct model_output o;
+        if (model_observe(s, &p, T0 + k * MIN_MS, 50 + nrand(), &o, 1, NULL) != 1 || k < 5000)
+            continue;
+        n++;
+        over50 += o.anomaly_score >= 0.5;
+        over90 += o.anomaly_score >= 0.9;
+        over99 += o.anomaly_score >= 0.99;
+    }
+    double f50 = (double)over50 / n, f90 = (double)over90 / n, f99 = (double)over99 / n;
+    CHECK(f50 > 0.3 && f50 < 0.65, "share of scores >= 0.5: %.4f (want ~0.5)", f50);
+    CHECK(f90 > 0.05 && f90 < 0.15, "share of scores >= 0.9: %.4f (want ~0.1)", f90);
+    CHECK(f99 > 0.002 && f99 < 0.02, "share of scores >= 0.99: %.4f (want ~0.01)", f99);
+    free(s);
+}
+
 /* ---- state handling ----------------------------------------------------------- */
 
 static void test_position_independent(void)
@@ -819,6 +919,39 @@ static void test_coverage(void)
     }
 }
 
+/* The forecast path between two fitted horizons: with a season as long as
+ * the longest horizon, naive is exact at that horizon by coincidence and
+ * wrong in between; the path must still follow the season everywhere. */
+static void test_path_between_horizons(void)
+{
+    struct model_params p;
+    model_params_default(&p);
+    p.step_ms = MIN_MS;
+    p.nseasons = 1;
+    p.season_ms[0] = 60 * MIN_MS;
+    p.nhorizons = 2;
+    p.horizon_ms[0] = 15 * MIN_MS;
+    p.horizon_ms[1] = 60 * MIN_MS;
+    void *s = new_state(&p);
+    if (!s)
+        return;
+#define PATH_TRUTH(t)                                                                              \
+    (100.0 + 10.0 * sin(2 * M_PI * (double)((t) % (60 * MIN_MS)) / (60.0 * MIN_MS)))
+    for (int64_t k = 0; k < 2 * 24 * 60; k++)
+        model_observe(s, &p, T0 + k * MIN_MS, PATH_TRUTH(T0 + k * MIN_MS), NULL, 0, NULL);
+    int64_t t[60];
+    double y[60];
+    int n = model_forecast_path(s, &p, t, y, NULL, NULL, 60);
+    CHECK(n == 60, "path of %d points", n);
+    double worst = 0;
+    for (int k = 0; k < n; k++)
+        worst = fmax(worst, fabs(y[k] - PATH_TRUTH(t[k])));
+    CHECK(worst < 0.5, "path strays %.3f from a clean 1h sine of amplitude 10 between horizons",
+          worst);
+#undef PATH_TRUTH
+    free(s);
+}
+
 int main(void)
 {
     test_params();
@@ -837,6 +970,10 @@ int main(void)
     test_random_properties();
     test_extreme_magnitudes();
     test_forecast_path();
+    test_path_between_horizons();
+    test_horizon_ring();
+    test_long_horizon();
+    test_score_uniform();
     test_position_independent();
     test_warm_start();
     test_coverage();
