@@ -47,6 +47,7 @@ struct opts {
     unsigned connections;
     bool v2;
     bool skip_prometheus;
+    bool model; /* model every series (default: decode + index only) */
 };
 
 struct body {
@@ -450,7 +451,7 @@ static bool wait_ready(const char *base, double secs)
 struct result {
     const char *name;
     struct phase create, steady;
-    double rss_idle, rss_end, active, index_bytes;
+    double rss_idle, rss_end, active, index_bytes, model_bytes;
     double request_bytes;
     bool ok;
 };
@@ -485,6 +486,8 @@ static void report(const struct opts *o, const struct result *r, size_t n)
     ROW("active series", "%20.0f", r[i].active);
     ROW("RSS delta B/series", "%20.1f", (r[i].rss_end - r[i].rss_idle) / r[i].active);
     ROW("index B/series", "%20.1f", r[i].index_bytes / r[i].active);
+    if (o->model)
+        ROW("model state B/series", "%20.1f", r[i].model_bytes / r[i].active);
     ROW("avg request KiB", "%20.1f", r[i].request_bytes / 1024.0);
 #undef ROW
     if (n > 1 && r[0].ok && r[n - 1].ok) {
@@ -500,6 +503,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: promcast-bench ingest [--promcast BIN] [--prometheus BIN] [--series N]\n"
             "         [--batch N] [--rounds N] [--connections N] [--v2] [--no-prometheus]\n"
+            "         [--model]   (model every series too; default: decode + index only)\n"
             "defaults: --promcast ./promcast --prometheus prometheus --series 100000 --batch "
             "2000\n"
             "          --rounds 20 --connections 4\n");
@@ -507,7 +511,7 @@ static void usage(void)
 
 int bench_ingest_main(int argc, char **argv)
 {
-    struct opts o = {"./promcast", "prometheus", 100000, 2000, 20, 4, false, false};
+    struct opts o = {"./promcast", "prometheus", 100000, 2000, 20, 4, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -527,6 +531,8 @@ int bench_ingest_main(int argc, char **argv)
             o.v2 = true;
         else if (strcmp(a, "--no-prometheus") == 0)
             o.skip_prometheus = true;
+        else if (strcmp(a, "--model") == 0)
+            o.model = true;
         else {
             usage();
             return 2;
@@ -567,11 +573,15 @@ int bench_ingest_main(int argc, char **argv)
         snprintf(cfg, sizeof cfg, "%s/promcast.yml", dir);
         snprintf(log, sizeof log, "%s/promcast-%d.log", dir, pass);
         FILE *f = fopen(cfg, "w");
+        /* Without --model no rule matches: the figure is decode + index, the
+         * ingest path itself. With it every series also gets a model (5m step,
+         * daily season, the default horizons) and no write-back target. */
         fprintf(f,
-                "global: {step: 1m}\nlimits: {max_active_series: %zu, max_series: %zu,\n"
-                "  max_series_per_request: %zu}\nrules:\n  - match: '{__name__=~\".+\"}'\n"
-                "remote_write: []\n",
-                o.series * 2, o.series * 2, o.batch * 2);
+                "global: {step: 5m}\nstorage: {path: %s/state, snapshot_interval: 1h}\n"
+                "limits: {max_active_series: %zu, max_series: %zu,\n"
+                "  max_series_per_request: %zu}\nrules:%s\nremote_write: []\n",
+                dir, o.series * 2, o.series * 2, o.batch * 2,
+                o.model ? "\n  - {match: '{__name__=~\".+\"}', seasons: [1d]}" : " []");
         fclose(f);
         char cfgflag[600];
         snprintf(cfgflag, sizeof cfgflag, "--config.file=%s", cfg);
@@ -610,6 +620,7 @@ int bench_ingest_main(int argc, char **argv)
         r->rss_end = proc_rss_bytes(pid);
         r->active = scrape_value(base_url, "promcast_series_active");
         r->index_bytes = scrape_value(base_url, "promcast_series_index_bytes");
+        r->model_bytes = scrape_value(base_url, "promcast_model_state_bytes");
         r->request_bytes = (double)(pass ? raw_v2 : raw_v1) / (double)(nb * o.rounds);
         r->ok = true;
         stop(pid);
@@ -654,6 +665,7 @@ int bench_ingest_main(int argc, char **argv)
             r->rss_end = proc_rss_bytes(pid);
             r->active = scrape_value(base_url, "prometheus_tsdb_head_series");
             r->index_bytes = NAN;
+            r->model_bytes = NAN;
             r->request_bytes = (double)raw_v1 / (double)(nb * o.rounds);
             r->ok = true;
             stop(pid);
