@@ -198,8 +198,9 @@ static void register_metrics(struct writer *w, struct selfmetrics *r)
         "timestamp (for outputs, the start of the step they describe).",
         1, l_url, age_bounds, sizeof age_bounds / sizeof age_bounds[0]);
     w->m_age = selfmetrics_histogram_get(f, w->url);
-    static const double lat_bounds[] = {0.5, 1,  1.5, 2,  2.5, 3,  4,  5,   6,   8,   10,  15,
-                                        20,  30, 45,  60, 65,  70, 90, 120, 180, 300, 600, 3600};
+    static const double lat_bounds[] = {0.5,  1,    1.5, 2,  2.25, 2.5, 2.75, 3,   3.25, 3.5,
+                                        3.75, 4,    5,   6,  8,    10,  15,   20,  30,   45,
+                                        60,   62.5, 65,  70, 75,   90,  120,  180, 300,  3600};
     f = selfmetrics_register_histogram(
         r, "promcast_output_latency_seconds",
         "From the arrival at promcast of the first sample of a step to the target accepting "
