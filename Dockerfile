@@ -17,7 +17,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPROMCAST_TESTS=OFF -DPROMCA
 
 FROM debian:bookworm-slim
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        libprotobuf-c1 libsnappy1v5 libmicrohttpd12 libcurl4 libyaml-0-2 libjansson4 \
+        libsnappy1v5 libmicrohttpd12 libcurl4 libyaml-0-2 libjansson4 \
         libpcre2-8-0 libxxhash0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 65532 --home-dir /var/lib/promcast --create-home promcast
