@@ -681,19 +681,35 @@ static enum MHD_Result serve_reload(struct http_server *s, struct MHD_Connection
 
 static json_t *limits_json(const struct config_limits *l)
 {
-    char ttl[32];
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I}",
-                     "max_compressed_request_bytes", (json_int_t)l->max_compressed_request_bytes,
-                     "max_request_bytes", (json_int_t)l->max_request_bytes,
-                     "max_series_per_request", (json_int_t)l->max_series_per_request,
-                     "max_labels_per_series", (json_int_t)l->max_labels_per_series,
-                     "max_label_name_length", (json_int_t)l->max_label_name_length,
-                     "max_label_value_length", (json_int_t)l->max_label_value_length, "max_series",
-                     (json_int_t)l->max_series, "max_active_series",
-                     (json_int_t)l->max_active_series, "series_idle_ttl",
-                     config_format_duration(l->series_idle_ttl_ms, ttl, sizeof ttl),
-                     "max_connections", (json_int_t)l->max_connections, "max_inflight_requests",
-                     (json_int_t)l->max_inflight_requests);
+    char ttl[32], timeout[32];
+    json_t *o = json_object();
+    const struct {
+        const char *name;
+        uint64_t v;
+    } n[] = {
+        {"max_compressed_request_bytes", l->max_compressed_request_bytes},
+        {"max_request_bytes", l->max_request_bytes},
+        {"max_series_per_request", l->max_series_per_request},
+        {"max_labels_per_series", l->max_labels_per_series},
+        {"max_label_name_length", l->max_label_name_length},
+        {"max_label_value_length", l->max_label_value_length},
+        {"max_series", l->max_series},
+        {"max_active_series", l->max_active_series},
+        {"max_connections", l->max_connections},
+        {"max_inflight_requests", l->max_inflight_requests},
+        {"max_read_request_bytes", l->max_read_request_bytes},
+        {"max_read_queries", l->max_read_queries},
+        {"max_read_response_bytes", l->max_read_response_bytes},
+    };
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        json_object_set_new(o, n[i].name, json_integer((json_int_t)n[i].v));
+    json_object_set_new(
+        o, "series_idle_ttl",
+        json_string(config_format_duration(l->series_idle_ttl_ms, ttl, sizeof ttl)));
+    json_object_set_new(
+        o, "request_timeout",
+        json_string(config_format_duration(l->request_timeout_ms, timeout, sizeof timeout)));
+    return o;
 }
 
 static enum MHD_Result serve_status(struct http_server *s, struct MHD_Connection *c)
@@ -729,6 +745,12 @@ static enum MHD_Result serve_status(struct http_server *s, struct MHD_Connection
     for (int p = WIRE_PROTO_V1; p <= WIRE_PROTO_V2; p++)
         samples += (uint64_t)selfmetrics_counter_value(s->proto[p].samples);
     json_object_set_new(counts, "samples_received", json_integer((json_int_t)samples));
+    struct pipeline_stats ps;
+    pipeline_get_stats(s->pipeline, &ps);
+    json_object_set_new(counts, "model_state_bytes", json_integer((json_int_t)ps.slot_bytes));
+    json_object_set_new(counts, "series_warming", json_integer((json_int_t)ps.warming));
+    json_object_set_new(counts, "steps_closed", json_integer((json_int_t)ps.steps));
+    json_object_set_new(counts, "outputs_written", json_integer((json_int_t)ps.outputs));
     json_object_set_new(root, "counts", counts);
     char why[256];
     bool ready = !s->hooks.ready || s->hooks.ready(s->hooks.ctx, why, sizeof why);
