@@ -123,6 +123,12 @@ step "build (ASan+UBSan)" build "$ROOT/build-asan" -DPROMCAST_WERROR=ON -DPROMCA
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     PROMCAST_E2E_OUTAGE_S=30 PROMCAST_E2E_RESTARTS=15 PROMCAST_E2E_STATE_SERIES=5000 \
     step "tests under ASan+UBSan" run_ctest "$ROOT/build-asan"
+step "build (ThreadSanitizer)" build "$ROOT/build-tsan" -DPROMCAST_WERROR=ON -DPROMCAST_TSAN=ON \
+    -DCMAKE_BUILD_TYPE=Debug
+# The unit tests hold the concurrency tests (index, self-metrics, writer,
+# outbound); the end-to-end scenarios ran above with ASan.
+TSAN_OPTIONS=halt_on_error=1 step "unit tests under ThreadSanitizer" \
+    ctest --test-dir "$ROOT/build-tsan" -L unit --output-on-failure -j "$JOBS" --timeout 900
 step "build fuzz targets (clang)" build "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang \
     -DPROMCAST_FUZZ=ON -DPROMCAST_SANITIZE=ON -DPROMCAST_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug
 step "fuzz (${FUZZ_SECONDS}s per target)" fuzz_all
