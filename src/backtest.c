@@ -1,5 +1,5 @@
 /*
- * backtest.c — `promcast backtest`: replay CSV history through the model.
+ * backtest.c — `promcast backtest`: replay history through the model.
  *
  * For each input file: load it (csvts), pick the model parameters from the
  * configuration's first matching rule (inferring the step from the data when
@@ -11,12 +11,21 @@
  * collected per file and reported in sorted file order, so the output does
  * not depend on scheduling.
  *
- * Deliberately not done here: reading from Prometheus (`--remote-read` is a
- * later addition), plotting, tuning parameters, or any model logic (model.c
- * is the only place that knows how forecasts are made).
+ * With --remote-read the history comes from Prometheus instead: the
+ * selector's series over [start, end] are fetched in sub-requests of
+ * --request-range (so no single response grows with the whole range),
+ * concatenated per series in memory (bounded by --max-series and
+ * --max-samples), then each series is one job like a file, with its samples
+ * fed to the model unfiltered, stale markers included, as the daemon feeds
+ * them.
+ *
+ * Deliberately not done here: HTTP (outbound.c), the remote-read wire format
+ * (wire_read.c), plotting, tuning parameters, or any model logic (model.c is
+ * the only place that knows how forecasts are made).
  *
  * No third-party library: JSON output is written by hand (plain numbers and
- * escaped strings), so jansson stays inside nab.c.
+ * escaped strings), so jansson stays inside nab.c; libcurl and snappy stay
+ * behind outbound.c and wire_read.c.
  */
 #include "backtest.h"
 
@@ -31,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -39,6 +49,9 @@
 #include "labels.h"
 #include "model.h"
 #include "nab.h"
+#include "outbound.h"
+#include "selector.h"
+#include "wire_read.h"
 
 /* Outputs one model_observe() call may return (a sample closes one step;
  * more only if the model ever reports several). */
@@ -66,14 +79,37 @@ struct options {
     int64_t step_ms; /* 0: config or inferred */
     bool skip_bad_rows;
     size_t max_file_bytes;
+    bool max_file_bytes_set;
     unsigned jobs;
+
+    /* --remote-read mode */
+    const char *remote_read; /* URL; NULL: CSV mode */
+    const char *match;
+    const char *start_text, *end_text;
+    int64_t start_ms, end_ms; /* resolved by parse_args */
+    size_t max_series;
+    size_t max_samples;
+    size_t max_response_bytes;
+    int64_t request_range_ms;
+    int64_t max_range_ms;
+    const char *remote_only_flag; /* first remote-read-only flag seen, for errors */
 };
 
-/* One input file and everything learned from it. */
+/* One input file (or remote-read series) and everything learned from it. */
 struct job {
-    char *rel;      /* path relative to --input (or as given for a file) */
-    char *in_path;  /* path opened */
+    /* Path relative to --input (or as given for a file); remote read: the
+     * output file name, relative to --output. */
+    char *rel;
+    char *in_path;  /* path opened; remote read: the series text, for messages */
     char *out_path; /* NULL: no CSV written */
+    /* Remote read only (NULL/0 for files): the label set as text, the
+     * history (owned until the job runs), the rule matched at fetch time and
+     * the stale markers fed. */
+    char *series;
+    struct sample *samples;
+    size_t nsamples;
+    const struct config_rule *rule;
+    size_t stale;
     int failed;
     char err[512];
 
@@ -96,12 +132,32 @@ struct job {
     size_t nab_n;
 };
 
+/* A series that no rule models (remote read): listed, not run. */
+struct skipped {
+    char *series;
+    size_t samples;
+};
+
+/* What a remote-read fetch did, for the summary. */
+struct remote_info {
+    char url[512]; /* redacted */
+    size_t requests;
+    uint64_t bytes;          /* response bodies */
+    size_t series;           /* distinct series returned */
+    size_t samples;          /* samples kept for modelled series */
+    size_t overlap;          /* samples at or before a series' previous one, dropped */
+    uint64_t skipped_native; /* native-histogram chunks or samples, not modelled */
+    struct skipped *skipped;
+    size_t nskipped;
+};
+
 struct run {
     struct options opt;
     struct config *cfg;
     struct nab_labels *labels;
     struct job *jobs;
     size_t njobs;
+    struct remote_info rr;
     pthread_mutex_t lock;
     size_t next; /* next job to hand out, under lock */
 };
@@ -122,6 +178,8 @@ static void usage(FILE *out)
 {
     fputs("usage: promcast backtest [flags] --input=CSV|DIR [--output=CSV|DIR] "
           "[--labels=WINDOWS.json]\n"
+          "       promcast backtest [flags] --remote-read=URL --match=SELECTOR --output=DIR\n"
+          "                         [--start=TIME] [--end=TIME]\n"
           "       promcast backtest --score-only=CSV|DIR --labels=WINDOWS.json "
           "[--summary-json=FILE]\n"
           "\n"
@@ -129,7 +187,10 @@ static void usage(FILE *out)
           "header starting `timestamp,value`; timestamps in unix seconds, unix milliseconds\n"
           "(magnitude >= 1e11), RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fff]` (UTC). With a\n"
           "directory, every *.csv below it is processed and outputs are mirrored under\n"
-          "--output. Each output row is the input row's timestamp text, then\n"
+          "--output. With --remote-read, the series SELECTOR matches are read from a\n"
+          "Prometheus remote-read endpoint and each is written to DIR/<metric>__<hash>.csv,\n"
+          "with DIR/index.csv mapping files to label sets. Each output row is the input\n"
+          "row's timestamp text (remote read: RFC 3339 UTC with milliseconds), then\n"
           "value,yhat,yhat_lower,yhat_upper,anomaly_score,forecast_<horizon>... A summary\n"
           "(MAE relative to naive and seasonal-naive forecasts per horizon, interval\n"
           "coverage, NAB scores when --labels is given) goes to stdout.\n"
@@ -138,25 +199,44 @@ static void usage(FILE *out)
           "  --config=FILE          configuration file (default: the embedded default config:\n"
           "                         model auto, horizons 15m and 1h, coverage 0.95)\n"
           "  --input=PATH           a CSV file or a directory of CSV files\n"
-          "  --output=PATH          output CSV file, or directory when --input is one\n"
-          "                         (default: no CSV output, summary only)\n"
+          "  --output=PATH          output CSV file, or directory when --input is one or with\n"
+          "                         --remote-read (default: no CSV output, summary only;\n"
+          "                         required with --remote-read)\n"
           "  --labels=FILE          anomaly windows, NAB combined_windows.json format; keys are\n"
-          "                         file paths relative to --input\n"
+          "                         file paths relative to --input (CSV input only)\n"
           "  --score-only=PATH      do not run the model: score existing CSVs that have an\n"
           "                         anomaly_score column against --labels (NAB)\n"
           "  --summary-json=FILE    also write the summary as JSON\n"
           "  --step=DURATION        model step, overriding the config and the inference\n"
-          "                         (default: the config's step, else inferred per file)\n"
+          "                         (default: the config's step, else inferred per series)\n"
           "  --metric-name=NAME     __name__ given to every input series for rule matching\n"
-          "                         (default: the file name without .csv)\n"
+          "                         (default: the file name without .csv; CSV input only)\n"
           "  --skip-bad-rows        keep going past malformed rows (counted, written with\n"
           "                         empty fields) instead of stopping at the first one\n"
           "  --max-file-bytes=N     largest input file accepted (default 1073741824)\n"
-          "  --jobs=N               files processed in parallel (default: CPUs, at most 8)\n"
+          "  --jobs=N               series processed in parallel (default: CPUs, at most 8)\n"
           "  --help                 this text\n"
           "\n"
-          "Exit status: 0 on success, 1 on bad usage or bad input (message on stderr).\n"
-          "See docs/backtest.md for the details.\n",
+          "remote read (history from Prometheus; the config's remote_read: section, when its\n"
+          "url is the same URL, gives basic auth, bearer token, TLS, headers and timeout):\n"
+          "  --remote-read=URL      Prometheus remote-read URL, e.g.\n"
+          "                         http://127.0.0.1:9090/api/v1/read\n"
+          "  --match=SELECTOR       PromQL series selector, e.g. '{__name__=\"job:load\"}'\n"
+          "                         (required); series no config rule models are skipped\n"
+          "  --start=TIME           RFC 3339 or unix seconds (default: --end minus 7d)\n"
+          "  --end=TIME             RFC 3339 or unix seconds (default: now)\n"
+          "  --max-range=DURATION   longest --start..--end accepted (default 90d)\n"
+          "  --request-range=DURATION\n"
+          "                         time range of one remote-read request; longer ranges are\n"
+          "                         read in several (default 1d, at least 1m)\n"
+          "  --max-series=N         most series read (default 1000; more is an error)\n"
+          "  --max-samples=N        most samples held in memory, 16 bytes each\n"
+          "                         (default 50000000; more is an error)\n"
+          "  --max-response-bytes=N largest response body of one request, as received and\n"
+          "                         decompressed (default 268435456)\n"
+          "\n"
+          "Exit status: 0 on success, 1 on bad usage, bad input or a failed read (message on\n"
+          "stderr). See docs/backtest.md for the details.\n",
           out);
 }
 
@@ -232,6 +312,155 @@ static void num_text(double v, char *buf, size_t cap)
         if (strtod(buf, NULL) == v)
             break;
     }
+}
+
+/* ---- Remote read: names, times, ranges ---------------------------------------- */
+
+/* ms since the epoch as RFC 3339 UTC with milliseconds:
+ * 2024-03-01T12:00:00.000Z. */
+static void time_text(int64_t ms, char *buf, size_t cap)
+{
+    int64_t sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec--;
+    }
+    time_t tt = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm)) {
+        fmt(buf, cap, "%lld", (long long)ms);
+        return;
+    }
+    fmt(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+#define FNV64_OFFSET UINT64_C(14695981039346656037)
+#define FNV64_PRIME  UINT64_C(1099511628211)
+
+static uint64_t fnv_bytes(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * FNV64_PRIME;
+    return h;
+}
+
+/* FNV-1a 64 of a sorted label set encoded name 0xff value 0xff ... (the
+ * byte Prometheus separates labels with when it hashes them). Spelled out
+ * here, not labels_hash(), because file names depend on it: it must never
+ * change. */
+static uint64_t label_set_hash(const struct label *l, size_t n)
+{
+    static const char sep = (char)0xff;
+    uint64_t h = FNV64_OFFSET;
+    for (size_t i = 0; i < n; i++) {
+        h = fnv_bytes(h, l[i].name, l[i].name_len);
+        h = fnv_bytes(h, &sep, 1);
+        h = fnv_bytes(h, l[i].value, l[i].value_len);
+        h = fnv_bytes(h, &sep, 1);
+    }
+    return h;
+}
+
+size_t backtest_series_file_name(const struct label *labels, size_t n, char *buf, size_t cap)
+{
+    char metric[BACKTEST_FILE_METRIC_MAX + 1];
+    size_t m = 0;
+    const struct label *name = labels_get(labels, n, "__name__");
+    if (name) {
+        for (uint32_t k = 0; k < name->value_len && m < BACKTEST_FILE_METRIC_MAX; k++) {
+            char c = name->value[k];
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_';
+            metric[m++] = ok ? c : '_';
+        }
+    }
+    if (m == 0) {
+        memcpy(metric, "series", 6);
+        m = 6;
+    }
+    metric[m] = '\0';
+    int len = snprintf(buf, cap, "%s__%016llx.csv", metric,
+                       (unsigned long long)label_set_hash(labels, n));
+    if (len < 0 || (size_t)len >= cap) {
+        if (cap > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    return (size_t)len;
+}
+
+size_t backtest_range_parts(int64_t start_ms, int64_t end_ms, int64_t part_ms)
+{
+    if (start_ms > end_ms || part_ms <= 0)
+        return 0;
+    /* Unsigned: end - start cannot overflow there. */
+    uint64_t span = (uint64_t)end_ms - (uint64_t)start_ms;
+    return (size_t)(span / (uint64_t)part_ms) + 1;
+}
+
+struct backtest_range backtest_range_part(int64_t start_ms, int64_t end_ms, int64_t part_ms,
+                                          size_t i)
+{
+    struct backtest_range r = {1, 0};
+    if (i >= backtest_range_parts(start_ms, end_ms, part_ms))
+        return r;
+    /* i * part <= end - start here, so nothing below overflows; unsigned
+     * differences because end - start may not fit an int64_t. */
+    r.start_ms = (int64_t)((uint64_t)start_ms + (uint64_t)i * (uint64_t)part_ms);
+    r.end_ms = (uint64_t)end_ms - (uint64_t)r.start_ms < (uint64_t)part_ms
+                   ? end_ms
+                   : r.start_ms + (part_ms - 1);
+    return r;
+}
+
+/* The label set as text, `name{a="b", ...}` with Go-style escapes in values
+ * (\\ \" \n, \xHH for other control bytes). NULL when out of memory. */
+static char *series_text(const struct label *l, size_t n)
+{
+    size_t cap = 8;
+    for (size_t i = 0; i < n; i++)
+        cap += (size_t)l[i].name_len + 4 * (size_t)l[i].value_len + 6;
+    char *s = malloc(cap), *o = s;
+    if (!s)
+        return NULL;
+    const struct label *name = labels_get(l, n, "__name__");
+    if (name) {
+        memcpy(o, name->value, name->value_len);
+        o += name->value_len;
+    }
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (&l[i] == name)
+            continue;
+        *o++ = any ? ',' : '{';
+        any = true;
+        memcpy(o, l[i].name, l[i].name_len);
+        o += l[i].name_len;
+        *o++ = '=';
+        *o++ = '"';
+        for (uint32_t k = 0; k < l[i].value_len; k++) {
+            unsigned char c = (unsigned char)l[i].value[k];
+            if (c == '\\' || c == '"') {
+                *o++ = '\\';
+                *o++ = (char)c;
+            } else if (c == '\n') {
+                *o++ = '\\';
+                *o++ = 'n';
+            } else if (c < 0x20 || c == 0x7f) {
+                o += sprintf(o, "\\x%02x", c);
+            } else {
+                *o++ = (char)c;
+            }
+        }
+        *o++ = '"';
+    }
+    if (any)
+        *o++ = '}';
+    else if (!name)
+        o += sprintf(o, "{}");
+    *o = '\0';
+    return s;
 }
 
 /* ---- Step inference ------------------------------------------------------------ */
@@ -391,16 +620,102 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
+/* A --start/--end value: RFC 3339, unix seconds (or milliseconds from 1e11
+ * on) or `YYYY-MM-DD HH:MM:SS` UTC, as csvts reads CSV timestamps. */
+static int parse_time_flag(const char *flag, const char *val, int64_t *ms)
+{
+    const char *why = NULL;
+    if (csvts_parse_time(val, strlen(val), ms, &why) < 0) {
+        fprintf(stderr,
+                "promcast backtest: %s: bad time \"%s\" (%s; want RFC 3339 or unix seconds)\n",
+                flag, val, why ? why : "unreadable");
+        return -1;
+    }
+    return 0;
+}
+
+/* The remote-read checks of parse_args(): flag combinations and the time
+ * range. Returns 0 or -1 (message printed). */
+static int check_remote_args(struct options *o)
+{
+    if (o->input || o->score_only) {
+        fprintf(stderr, "promcast backtest: --remote-read cannot be combined with %s\n",
+                o->input ? "--input" : "--score-only");
+        return -1;
+    }
+    if (o->labels_file) {
+        fprintf(stderr, "promcast backtest: --labels does not apply to --remote-read: NAB anomaly "
+                        "windows are keyed by CSV file (score the output CSVs with --score-only "
+                        "instead)\n");
+        return -1;
+    }
+    const char *csv_only = o->metric_name          ? "--metric-name"
+                           : o->skip_bad_rows      ? "--skip-bad-rows"
+                           : o->max_file_bytes_set ? "--max-file-bytes"
+                                                   : NULL;
+    if (csv_only) {
+        fprintf(stderr,
+                "promcast backtest: %s applies to CSV input only, not to --remote-read (series "
+                "are matched to rules by their own labels)\n",
+                csv_only);
+        return -1;
+    }
+    if (!o->match) {
+        fprintf(stderr, "promcast backtest: --remote-read needs --match=SELECTOR\n");
+        return -1;
+    }
+    if (!o->output) {
+        fprintf(stderr,
+                "promcast backtest: --remote-read needs --output=DIR (one CSV per series)\n");
+        return -1;
+    }
+    if (o->end_text) {
+        if (parse_time_flag("--end", o->end_text, &o->end_ms) < 0)
+            return -1;
+    } else {
+        o->end_ms = clock_now_ms();
+    }
+    if (o->start_text) {
+        if (parse_time_flag("--start", o->start_text, &o->start_ms) < 0)
+            return -1;
+    } else {
+        o->start_ms = o->end_ms - BACKTEST_DEFAULT_RANGE_MS;
+    }
+    if (o->start_ms >= o->end_ms) {
+        fprintf(stderr, "promcast backtest: --start must be before --end\n");
+        return -1;
+    }
+    if (o->end_ms - o->start_ms > o->max_range_ms) {
+        char got[32], cap[32];
+        config_format_duration(o->end_ms - o->start_ms, got, sizeof got);
+        config_format_duration(o->max_range_ms, cap, sizeof cap);
+        fprintf(stderr,
+                "promcast backtest: the range --start..--end is %s, longer than --max-range=%s\n",
+                got, cap);
+        return -1;
+    }
+    return 0;
+}
+
 /* Returns 0, 1 for --help, -1 on error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const char *const valued[] = {
-        "config", "input",       "output",         "labels", "score-only", "summary-json",
-        "step",   "metric-name", "max-file-bytes", "jobs",   "config.file"};
+    static const char *const valued[] = {"config",        "input",       "output",
+                                         "labels",        "score-only",  "summary-json",
+                                         "step",          "metric-name", "max-file-bytes",
+                                         "jobs",          "config.file", "remote-read",
+                                         "match",         "start",       "end",
+                                         "max-series",    "max-samples", "max-response-bytes",
+                                         "request-range", "max-range"};
     memset(o, 0, sizeof *o);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->jobs = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (unsigned)ncpu;
     o->max_file_bytes = CSVTS_DEFAULT_MAX_BYTES;
+    o->max_series = BACKTEST_DEFAULT_MAX_SERIES;
+    o->max_samples = BACKTEST_DEFAULT_MAX_SAMPLES;
+    o->max_response_bytes = WIRE_READ_DEFAULT_MAX_RESPONSE_BODY;
+    o->request_range_ms = BACKTEST_DEFAULT_REQUEST_RANGE_MS;
+    o->max_range_ms = BACKTEST_DEFAULT_MAX_RANGE_MS;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -417,10 +732,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const char *val = NULL;
-        bool known = false;
+        const char *known = NULL;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             if (strlen(valued[k]) == nlen && strncmp(valued[k], name, nlen) == 0)
-                known = true;
+                known = valued[k];
         if (!known) {
             fprintf(stderr, "promcast backtest: unknown flag --%.*s (see --help)\n", (int)nlen,
                     name);
@@ -435,6 +750,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             return -1;
         }
 #define IS(n) (nlen == strlen(n) && strncmp(name, n, nlen) == 0)
+        /* Flags that only mean something with --remote-read. */
+        if (!o->remote_only_flag &&
+            (IS("match") || IS("start") || IS("end") || IS("max-series") || IS("max-samples") ||
+             IS("max-response-bytes") || IS("request-range") || IS("max-range")))
+            o->remote_only_flag = known;
         if (IS("config") || IS("config.file")) {
             o->config_file = val;
         } else if (IS("input")) {
@@ -459,6 +779,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 fprintf(stderr, "promcast backtest: --max-file-bytes: bad number \"%s\"\n", val);
                 return -1;
             }
+            o->max_file_bytes_set = true;
         } else if (IS("jobs")) {
             size_t j;
             if (parse_size(val, &j) < 0 || j == 0 || j > 256) {
@@ -466,8 +787,62 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return -1;
             }
             o->jobs = (unsigned)j;
+        } else if (IS("remote-read")) {
+            if (strncmp(val, "http://", 7) != 0 && strncmp(val, "https://", 8) != 0) {
+                fprintf(stderr,
+                        "promcast backtest: --remote-read: want an http:// or https:// "
+                        "URL, got \"%s\"\n",
+                        val);
+                return -1;
+            }
+            o->remote_read = val;
+        } else if (IS("match")) {
+            o->match = val;
+        } else if (IS("start")) {
+            o->start_text = val;
+        } else if (IS("end")) {
+            o->end_text = val;
+        } else if (IS("max-series")) {
+            if (parse_size(val, &o->max_series) < 0 || o->max_series == 0 ||
+                o->max_series > BACKTEST_MAX_MAX_SERIES) {
+                fprintf(stderr, "promcast backtest: --max-series: want 1..%u, got \"%s\"\n",
+                        BACKTEST_MAX_MAX_SERIES, val);
+                return -1;
+            }
+        } else if (IS("max-samples")) {
+            if (parse_size(val, &o->max_samples) < 0 || o->max_samples == 0 ||
+                o->max_samples > SIZE_MAX / sizeof(struct sample) / 4) {
+                fprintf(stderr, "promcast backtest: --max-samples: bad number \"%s\"\n", val);
+                return -1;
+            }
+        } else if (IS("max-response-bytes")) {
+            if (parse_size(val, &o->max_response_bytes) < 0 || o->max_response_bytes == 0) {
+                fprintf(stderr, "promcast backtest: --max-response-bytes: bad number \"%s\"\n",
+                        val);
+                return -1;
+            }
+        } else if (IS("request-range")) {
+            if (config_parse_duration(val, &o->request_range_ms) < 0 ||
+                o->request_range_ms < BACKTEST_MIN_REQUEST_RANGE_MS) {
+                fprintf(stderr,
+                        "promcast backtest: --request-range: want a duration of at least 1m, "
+                        "got \"%s\"\n",
+                        val);
+                return -1;
+            }
+        } else if (IS("max-range")) {
+            if (config_parse_duration(val, &o->max_range_ms) < 0 || o->max_range_ms <= 0) {
+                fprintf(stderr, "promcast backtest: --max-range: bad duration \"%s\"\n", val);
+                return -1;
+            }
         }
 #undef IS
+    }
+    if (o->remote_read)
+        return check_remote_args(o);
+    if (o->remote_only_flag) {
+        fprintf(stderr, "promcast backtest: --%s needs --remote-read=URL\n", o->remote_only_flag);
+        return -1;
     }
     if (o->score_only) {
         if (o->input || o->output || o->config_file) {
@@ -482,7 +857,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 0;
     }
     if (!o->input) {
-        fprintf(stderr, "promcast backtest: --input is required (see --help)\n");
+        fprintf(stderr, "promcast backtest: --input or --remote-read is required (see --help)\n");
         return -1;
     }
     return 0;
@@ -652,6 +1027,584 @@ static bool same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/* ---- Remote read: fetch ------------------------------------------------------------ */
+
+/* One series as it arrives over the sub-requests. */
+struct rr_series {
+    struct label *labels; /* one allocation: the array, then the bytes */
+    size_t nlabels;
+    uint64_t hash;
+    const struct config_rule *rule; /* NULL: no rule models it, samples not kept */
+    struct sample *s;
+    size_t n, cap;
+    size_t seen; /* samples received, kept or not */
+};
+
+struct rr_fetch {
+    const struct config *cfg;
+    struct rr_series *series;
+    size_t nseries, capseries;
+    size_t *slot; /* open addressing on the hash: series index + 1, 0 = empty */
+    size_t mask;  /* slots - 1; slots a power of two over 2 * max_series */
+    size_t max_series, max_samples;
+    size_t samples; /* kept, over all series */
+    size_t overlap; /* at or before the series' last kept sample: dropped */
+    size_t over;    /* new series past max_series in the current response */
+    bool too_many_samples, nomem;
+};
+
+static int rr_init(struct rr_fetch *f, const struct config *cfg, size_t max_series,
+                   size_t max_samples)
+{
+    memset(f, 0, sizeof *f);
+    size_t slots = 16;
+    while (slots < 2 * max_series + 2)
+        slots *= 2;
+    f->slot = calloc(slots, sizeof *f->slot);
+    if (!f->slot)
+        return -1;
+    f->mask = slots - 1;
+    f->cfg = cfg;
+    f->max_series = max_series;
+    f->max_samples = max_samples;
+    return 0;
+}
+
+static void rr_cleanup(struct rr_fetch *f)
+{
+    for (size_t i = 0; i < f->nseries; i++) {
+        free(f->series[i].labels);
+        free(f->series[i].s);
+    }
+    free(f->series);
+    free(f->slot);
+    memset(f, 0, sizeof *f);
+}
+
+static bool same_labels(const struct label *a, size_t na, const struct label *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (labels_cmp(&a[i], &b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The series with these labels, or NULL with *slot the free slot for it. */
+static struct rr_series *rr_find(struct rr_fetch *f, const struct label *l, size_t n, uint64_t h,
+                                 size_t *slot)
+{
+    size_t i = (size_t)h & f->mask;
+    for (; f->slot[i]; i = (i + 1) & f->mask) {
+        struct rr_series *se = &f->series[f->slot[i] - 1];
+        if (se->hash == h && same_labels(se->labels, se->nlabels, l, n))
+            return se;
+    }
+    *slot = i;
+    return NULL;
+}
+
+/* A new series with a copy of the labels (they point into the response). */
+static struct rr_series *rr_add(struct rr_fetch *f, const struct label *l, size_t n, uint64_t h,
+                                size_t slot)
+{
+    if (f->nseries == f->capseries) {
+        size_t ncap = f->capseries ? f->capseries * 2 : 64;
+        if (ncap > f->max_series)
+            ncap = f->max_series;
+        struct rr_series *ns = realloc(f->series, ncap * sizeof *ns);
+        if (!ns)
+            return NULL;
+        f->series = ns;
+        f->capseries = ncap;
+    }
+    size_t bytes = n * sizeof(struct label);
+    for (size_t i = 0; i < n; i++)
+        bytes += (size_t)l[i].name_len + l[i].value_len;
+    struct label *c = malloc(bytes ? bytes : 1);
+    if (!c)
+        return NULL;
+    char *p = (char *)(c + n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, l[i].name, l[i].name_len);
+        c[i].name = p;
+        c[i].name_len = l[i].name_len;
+        p += l[i].name_len;
+        memcpy(p, l[i].value, l[i].value_len);
+        c[i].value = p;
+        c[i].value_len = l[i].value_len;
+        p += l[i].value_len;
+    }
+    struct rr_series *se = &f->series[f->nseries];
+    memset(se, 0, sizeof *se);
+    se->labels = c;
+    se->nlabels = n;
+    se->hash = h;
+    se->rule = config_match_rule(f->cfg, c, n);
+    f->slot[slot] = ++f->nseries;
+    return se;
+}
+
+/* wire_read callback: append one response's samples of a series. The
+ * sub-requests are disjoint and ascending, so they simply concatenate;
+ * anything not after the last kept sample (a server ignoring the range) is
+ * dropped and counted. */
+static int rr_on_series(void *ctx, size_t qi, const struct label *labels, size_t n,
+                        const struct sample *smp, size_t ns)
+{
+    struct rr_fetch *f = ctx;
+    size_t slot = 0;
+    (void)qi;
+    uint64_t h = label_set_hash(labels, n);
+    struct rr_series *se = rr_find(f, labels, n, h, &slot);
+    if (!se) {
+        if (ns == 0)
+            return 0;
+        if (f->nseries >= f->max_series) {
+            /* Keep decoding to count them, keeping nothing. */
+            f->over++;
+            return 0;
+        }
+        se = rr_add(f, labels, n, h, slot);
+        if (!se) {
+            f->nomem = true;
+            return 1;
+        }
+    }
+    se->seen += ns;
+    if (!se->rule)
+        return 0;
+    size_t k = 0;
+    if (se->n > 0)
+        while (k < ns && smp[k].t <= se->s[se->n - 1].t)
+            k++;
+    f->overlap += k;
+    size_t add = ns - k;
+    if (add == 0)
+        return 0;
+    if (add > f->max_samples - f->samples) {
+        f->too_many_samples = true;
+        return 1;
+    }
+    if (se->n + add > se->cap) {
+        size_t ncap = se->cap ? se->cap * 2 : 1024;
+        if (ncap < se->n + add)
+            ncap = se->n + add;
+        struct sample *nsm = realloc(se->s, ncap * sizeof *nsm);
+        if (!nsm) {
+            f->nomem = true;
+            return 1;
+        }
+        se->s = nsm;
+        se->cap = ncap;
+    }
+    memcpy(se->s + se->n, smp + k, add * sizeof *smp);
+    se->n += add;
+    f->samples += add;
+    return 0;
+}
+
+#define STREAMED_CONTENT_TYPE_PREFIX "application/x-streamed-protobuf"
+
+/* One sub-request: ask, check the answer, decode it into f. 0 or -1
+ * (message printed). */
+static int fetch_part(struct run *r, struct rr_fetch *f, struct outbound *client,
+                      const struct wire_read_query *q, const struct wire_read_response_limits *lim,
+                      void **buf, size_t *bufcap)
+{
+    static const enum wire_read_type types[] = {WIRE_READ_STREAMED_XOR_CHUNKS, WIRE_READ_SAMPLES};
+    static const struct outbound_header hdrs[] = {
+        {"Content-Type", WIRE_READ_SAMPLES_CONTENT_TYPE},
+        {"Content-Encoding", WIRE_READ_SAMPLES_CONTENT_ENCODING},
+        {"Accept-Encoding", WIRE_READ_SAMPLES_CONTENT_ENCODING},
+        {WIRE_READ_VERSION_HEADER, WIRE_READ_VERSION},
+    };
+    char err[512], from[40], to[40];
+    size_t len = 0;
+
+    time_text(q->start_ms, from, sizeof from);
+    time_text(q->end_ms, to, sizeof to);
+    if (wire_read_encode_request(q, 1, types, 2, buf, bufcap, &len, err, sizeof err) < 0) {
+        fprintf(stderr, "promcast backtest: cannot encode the remote-read request: %s\n", err);
+        return -1;
+    }
+    struct outbound_request rq = {.method = "POST",
+                                  .headers = hdrs,
+                                  .nheaders = sizeof hdrs / sizeof hdrs[0],
+                                  .body = *buf,
+                                  .body_len = len,
+                                  .max_response_bytes = r->opt.max_response_bytes};
+    struct outbound_response resp;
+    int rc = outbound_do(client, &rq, &resp);
+    r->rr.requests++;
+    if (rc < 0) {
+        if (resp.err == OUTBOUND_ERR_TOO_LARGE)
+            fprintf(stderr,
+                    "promcast backtest: remote read %s (%s to %s): response body over "
+                    "--max-response-bytes=%zu (shorten --request-range or narrow --match)\n",
+                    r->rr.url, from, to, r->opt.max_response_bytes);
+        else
+            fprintf(stderr, "promcast backtest: remote read %s (%s to %s): %s\n", r->rr.url, from,
+                    to, resp.error);
+        return -1;
+    }
+    const char *body = resp.body ? resp.body : "";
+    r->rr.bytes += resp.body_len;
+    if (resp.status != 200) {
+        int l = (int)strcspn(body, "\r\n");
+        fprintf(stderr, "promcast backtest: remote read %s (%s to %s): HTTP %ld: %.*s\n", r->rr.url,
+                from, to, resp.status, l > 300 ? 300 : l, body);
+        return -1;
+    }
+    enum wire_read_type type = strncmp(resp.content_type, STREAMED_CONTENT_TYPE_PREFIX,
+                                       strlen(STREAMED_CONTENT_TYPE_PREFIX)) == 0
+                                   ? WIRE_READ_STREAMED_XOR_CHUNKS
+                                   : WIRE_READ_SAMPLES;
+    struct wire_read_stats st;
+    memset(&st, 0, sizeof st);
+    f->over = 0;
+    enum wire_read_err e = wire_read_decode_response(body, resp.body_len, type, q, 1, lim,
+                                                     rr_on_series, f, &st, err, sizeof err);
+    r->rr.skipped_native += st.skipped_chunks + st.skipped_histograms;
+    if (f->too_many_samples) {
+        fprintf(stderr,
+                "promcast backtest: more than --max-samples=%zu samples (at %s to %s); narrow "
+                "--match, shorten --start..--end or raise --max-samples\n",
+                f->max_samples, from, to);
+        return -1;
+    }
+    if (f->nomem) {
+        fprintf(stderr, "promcast backtest: out of memory reading %s\n", r->rr.url);
+        return -1;
+    }
+    if (e != WIRE_READ_OK) {
+        fprintf(stderr, "promcast backtest: remote read %s (%s to %s): bad response (%s): %s%s\n",
+                r->rr.url, from, to, wire_read_err_reason(e), err,
+                e == WIRE_READ_ERR_LIMIT || e == WIRE_READ_ERR_TOO_LARGE
+                    ? " (shorten --request-range or narrow --match)"
+                    : "");
+        return -1;
+    }
+    if (f->over) {
+        fprintf(stderr,
+                "promcast backtest: --match selects at least %zu series (seen by the response "
+                "for %s to %s), more than --max-series=%zu; narrow --match or raise "
+                "--max-series\n",
+                f->nseries + f->over, from, to, f->max_series);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read every series of --match over [start, end] into f, one sub-request
+ * per --request-range. 0 or -1 (message printed). */
+static int fetch_remote(struct run *r, struct rr_fetch *f)
+{
+    struct selector *sel = NULL;
+    struct wire_read_matcher *m = NULL;
+    struct outbound *client = NULL;
+    struct config_http_client own;
+    const struct config_http_client *http = &own;
+    void *buf = NULL;
+    size_t bufcap = 0;
+    char err[512];
+    int ret = -1;
+
+    memset(&own, 0, sizeof own);
+    sel = selector_parse(r->opt.match, err, sizeof err, NULL);
+    if (!sel) {
+        fprintf(stderr, "promcast backtest: --match: %s\n", err);
+        goto done;
+    }
+    size_t nm = selector_count(sel);
+    m = calloc(nm ? nm : 1, sizeof *m);
+    if (!m)
+        goto oom;
+    for (size_t i = 0; i < nm; i++) {
+        size_t nl, vl;
+        selector_matcher_bytes(sel, i, &m[i].op, &m[i].name, &nl, &m[i].value, &vl);
+        m[i].name_len = (uint32_t)nl;
+        m[i].value_len = (uint32_t)vl;
+    }
+
+    /* Credentials and TLS only from a remote_read: section naming this very
+     * URL, so they never go to a server the config did not name. */
+    if (r->cfg && r->cfg->remote_read.http.url &&
+        strcmp(r->cfg->remote_read.http.url, r->opt.remote_read) == 0) {
+        http = &r->cfg->remote_read.http;
+    } else {
+        own.url = xstrdup(r->opt.remote_read);
+        own.timeout_ms = BACKTEST_DEFAULT_TIMEOUT_MS;
+        if (!own.url)
+            goto oom;
+    }
+    client = outbound_create(http, err, sizeof err);
+    if (!client) {
+        fprintf(stderr, "promcast backtest: --remote-read: %s\n", err);
+        goto done;
+    }
+    fmt(r->rr.url, sizeof r->rr.url, "%s", outbound_url(client));
+
+    struct wire_read_response_limits lim;
+    wire_read_response_limits_default(&lim);
+    lim.max_body_bytes = r->opt.max_response_bytes;
+    lim.max_decompressed_bytes = r->opt.max_response_bytes;
+    /* --max-samples is enforced in rr_on_series (kept samples only, with a
+     * clear message); the decoder's caps per response and per series stay
+     * at their defaults or above it, so it runs into them only for a single
+     * response too big to hold. */
+    if (lim.max_samples <= r->opt.max_samples)
+        lim.max_samples = r->opt.max_samples + 1;
+    if (lim.max_series_samples <= r->opt.max_samples)
+        lim.max_series_samples = r->opt.max_samples + 1;
+    /* --max-series is enforced in rr_on_series, which can count the excess;
+     * the decoder's own cap only has to stay above it. */
+    if (lim.max_series < 2 * r->opt.max_series)
+        lim.max_series = 2 * r->opt.max_series;
+
+    size_t nparts = backtest_range_parts(r->opt.start_ms, r->opt.end_ms, r->opt.request_range_ms);
+    for (size_t i = 0; i < nparts; i++) {
+        struct backtest_range pr =
+            backtest_range_part(r->opt.start_ms, r->opt.end_ms, r->opt.request_range_ms, i);
+        struct wire_read_query q = {pr.start_ms, pr.end_ms, m, nm};
+        if (fetch_part(r, f, client, &q, &lim, &buf, &bufcap) < 0)
+            goto done;
+    }
+    ret = 0;
+    goto done;
+oom:
+    fprintf(stderr, "promcast backtest: out of memory\n");
+done:
+    free(buf);
+    outbound_destroy(client);
+    free(own.url);
+    free(m);
+    selector_destroy(sel);
+    return ret;
+}
+
+static int cmp_series_ptr(const void *a, const void *b)
+{
+    const struct rr_series *x = *(const struct rr_series *const *)a;
+    const struct rr_series *y = *(const struct rr_series *const *)b;
+    size_t n = x->nlabels < y->nlabels ? x->nlabels : y->nlabels;
+    for (size_t i = 0; i < n; i++) {
+        int c = labels_cmp(&x->labels[i], &y->labels[i]);
+        if (c)
+            return c;
+    }
+    return (x->nlabels > y->nlabels) - (x->nlabels < y->nlabels);
+}
+
+struct name_ref {
+    const char *name;
+    size_t job;
+};
+
+static int cmp_name_ref(const void *a, const void *b)
+{
+    const struct name_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->job > y->job) - (x->job < y->job);
+}
+
+/* Two label sets with one file name (a 64-bit hash collision): the later
+ * ones in label order get `_2`, `_3`... before `.csv`. A natural name has
+ * 16 hex digits there, so a renamed one cannot equal another name. */
+static int rename_collisions(struct run *r)
+{
+    struct name_ref *v = malloc((r->njobs + 1) * sizeof *v);
+    char **renamed = calloc(r->njobs + 1, sizeof *renamed);
+    int ret = -1;
+    if (!v || !renamed)
+        goto done;
+    for (size_t i = 0; i < r->njobs; i++)
+        v[i] = (struct name_ref){r->jobs[i].rel, i};
+    qsort(v, r->njobs, sizeof *v, cmp_name_ref);
+    /* Names are compared as they were; the new ones are put in after. */
+    for (size_t i = 1, k = 2; i < r->njobs; i++) {
+        if (strcmp(v[i].name, v[i - 1].name) != 0) {
+            k = 2;
+            continue;
+        }
+        size_t l = strlen(v[i].name), cap = l + 24;
+        char *nn = malloc(cap);
+        if (!nn)
+            goto done;
+        snprintf(nn, cap, "%.*s_%zu.csv", (int)(l - 4), v[i].name, k++);
+        renamed[v[i].job] = nn;
+    }
+    for (size_t i = 0; i < r->njobs; i++) {
+        if (renamed[i]) {
+            free(r->jobs[i].rel);
+            r->jobs[i].rel = renamed[i];
+            renamed[i] = NULL;
+        }
+    }
+    ret = 0;
+done:
+    if (renamed)
+        for (size_t i = 0; i < r->njobs; i++)
+            free(renamed[i]);
+    free(renamed);
+    free(v);
+    return ret;
+}
+
+/* Turn the fetched series into jobs (modelled ones, in label order) and the
+ * list of skipped ones. The samples move to the jobs. 0 or -1 (message
+ * printed). */
+static int make_remote_jobs(struct run *r, struct rr_fetch *f)
+{
+    struct rr_series **order = NULL;
+    char from[40], to[40];
+    int ret = -1;
+
+    r->rr.series = f->nseries;
+    r->rr.samples = f->samples;
+    r->rr.overlap = f->overlap;
+    if (f->nseries == 0) {
+        time_text(r->opt.start_ms, from, sizeof from);
+        time_text(r->opt.end_ms, to, sizeof to);
+        fprintf(stderr, "promcast backtest: no series matches --match=%s from %s to %s\n",
+                r->opt.match, from, to);
+        return -1;
+    }
+    order = malloc(f->nseries * sizeof *order);
+    if (!order)
+        goto oom;
+    size_t modelled = 0;
+    for (size_t i = 0; i < f->nseries; i++) {
+        order[i] = &f->series[i];
+        modelled += f->series[i].rule != NULL;
+    }
+    qsort(order, f->nseries, sizeof *order, cmp_series_ptr);
+    r->jobs = calloc(modelled + 1, sizeof *r->jobs);
+    r->rr.skipped = calloc(f->nseries - modelled + 1, sizeof *r->rr.skipped);
+    if (!r->jobs || !r->rr.skipped)
+        goto oom;
+    for (size_t i = 0; i < f->nseries; i++) {
+        struct rr_series *se = order[i];
+        char *text = series_text(se->labels, se->nlabels);
+        if (!text)
+            goto oom;
+        if (!se->rule) {
+            r->rr.skipped[r->rr.nskipped++] = (struct skipped){text, se->seen};
+            continue;
+        }
+        struct job *j = &r->jobs[r->njobs++];
+        char name[BACKTEST_FILE_NAME_MAX];
+        j->nwin = -1;
+        j->series = text;
+        j->in_path = xstrdup(text);
+        backtest_series_file_name(se->labels, se->nlabels, name, sizeof name);
+        j->rel = xstrdup(name);
+        j->out_path = path_join(r->opt.output, name);
+        j->rule = se->rule;
+        j->samples = se->s;
+        j->nsamples = se->n;
+        se->s = NULL;
+        se->n = se->cap = 0;
+        if (!j->in_path || !j->rel || !j->out_path)
+            goto oom;
+    }
+    if (rename_collisions(r) < 0)
+        goto oom;
+    for (size_t i = 0; i < r->njobs; i++) {
+        if (strcmp(strrchr(r->jobs[i].out_path, '/') + 1, r->jobs[i].rel) != 0) {
+            char *p = path_join(r->opt.output, r->jobs[i].rel);
+            if (!p)
+                goto oom;
+            free(r->jobs[i].out_path);
+            r->jobs[i].out_path = p;
+        }
+    }
+    if (modelled == 0) {
+        fprintf(stderr,
+                "promcast backtest: none of the %zu series --match selects is modelled by a rule "
+                "of %s:\n",
+                f->nseries, r->cfg->source ? r->cfg->source : "the config");
+        for (size_t i = 0; i < r->rr.nskipped && i < 20; i++)
+            fprintf(stderr, "  %s\n", r->rr.skipped[i].series);
+        if (r->rr.nskipped > 20)
+            fprintf(stderr, "  ... and %zu more\n", r->rr.nskipped - 20);
+        goto done;
+    }
+    ret = 0;
+    goto done;
+oom:
+    fprintf(stderr, "promcast backtest: out of memory\n");
+done:
+    free(order);
+    return ret;
+}
+
+/* index.csv in --output: which file holds which series, and what became of
+ * every series read (ok, failed, skipped). */
+static void csv_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int write_index(const struct run *r)
+{
+    char *path = path_join(r->opt.output, "index.csv");
+    char *tmp = path ? malloc(strlen(path) + 8) : NULL;
+    FILE *f = NULL;
+    int ret = -1;
+
+    if (!path || !tmp) {
+        fprintf(stderr, "promcast backtest: out of memory\n");
+        goto done;
+    }
+    snprintf(tmp, strlen(path) + 8, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "promcast backtest: %s: %s\n", tmp, strerror(errno));
+        goto done;
+    }
+    fputs("file,series,samples,status\n", f);
+    for (size_t i = 0; i < r->njobs; i++) {
+        const struct job *j = &r->jobs[i];
+        fprintf(f, "%s,", j->rel);
+        csv_quoted(f, j->series);
+        fprintf(f, ",%zu,%s\n", j->rows, j->failed ? "failed" : "ok");
+    }
+    for (size_t i = 0; i < r->rr.nskipped; i++) {
+        fputc(',', f);
+        csv_quoted(f, r->rr.skipped[i].series);
+        fprintf(f, ",%zu,skipped\n", r->rr.skipped[i].samples);
+    }
+    if (ferror(f) || fclose(f) != 0) {
+        f = NULL;
+        fprintf(stderr, "promcast backtest: %s: write error\n", tmp);
+        unlink(tmp);
+        goto done;
+    }
+    f = NULL;
+    if (rename(tmp, path) < 0) {
+        fprintf(stderr, "promcast backtest: %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    ret = 0;
+done:
+    if (f) {
+        fclose(f);
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    return ret;
+}
+
 /* ---- One file -------------------------------------------------------------------- */
 
 /* A metric name from the file name: [a-zA-Z0-9_:], not starting with a digit. */
@@ -674,23 +1627,27 @@ static void metric_from_path(const char *path, char *buf, size_t cap)
     buf[o] = '\0';
 }
 
-/* Model parameters for a job from the first matching rule. */
+/* Model parameters for a job from the first matching rule (remote read:
+ * the rule found when the series was fetched). */
 static int job_params(struct run *r, struct job *j, const struct csvts *ts, struct model_params *p)
 {
-    char name[256];
-    if (r->opt.metric_name)
-        fmt(name, sizeof name, "%s", r->opt.metric_name);
-    else
-        metric_from_path(j->rel, name, sizeof name);
-    struct label lb[2] = {
-        {"__name__", name, 8, (uint32_t)strlen(name)},
-        {"file", j->rel, 4, (uint32_t)strlen(j->rel)},
-    };
-    const struct config_rule *rule = config_match_rule(r->cfg, lb, 2);
-    if (!rule) {
-        fmt(j->err, sizeof j->err, "%s: no rule of %s models the series %s{file=\"%s\"}",
-            j->in_path, r->cfg->source ? r->cfg->source : "the config", name, j->rel);
-        return -1;
+    const struct config_rule *rule = j->rule;
+    if (!j->series) {
+        char name[256];
+        if (r->opt.metric_name)
+            fmt(name, sizeof name, "%s", r->opt.metric_name);
+        else
+            metric_from_path(j->rel, name, sizeof name);
+        struct label lb[2] = {
+            {"__name__", name, 8, (uint32_t)strlen(name)},
+            {"file", j->rel, 4, (uint32_t)strlen(j->rel)},
+        };
+        rule = config_match_rule(r->cfg, lb, 2);
+        if (!rule) {
+            fmt(j->err, sizeof j->err, "%s: no rule of %s models the series %s{file=\"%s\"}",
+                j->in_path, r->cfg->source ? r->cfg->source : "the config", name, j->rel);
+            return -1;
+        }
     }
     *p = rule->params;
     if (r->opt.step_ms > 0) {
@@ -788,7 +1745,13 @@ static int write_csv(struct job *j, const struct csvts *ts, const struct model_o
             if (k >= 0)
                 o = &out[k];
         }
-        fwrite(ts->text + row->ts_off, 1, row->ts_len, f);
+        if (ts->text) {
+            fwrite(ts->text + row->ts_off, 1, row->ts_len, f);
+        } else {
+            /* Remote read: there is no input text to copy. */
+            time_text(row->t, num, sizeof num);
+            fputs(num, f);
+        }
         fputc(',', f);
         num_text(o ? o->value : row->v, num, sizeof num);
         fputs(num, f);
@@ -857,6 +1820,34 @@ static int keep_nab_rows(struct job *j, const struct csvts *ts, const struct mod
     return 0;
 }
 
+/* Remote read: the job's samples as rows (no text: write_csv formats the
+ * times). The samples are freed here, as the rows now hold them. */
+static int rows_from_samples(struct job *j, struct csvts *ts)
+{
+    ts->rows = malloc((j->nsamples + 1) * sizeof *ts->rows);
+    if (!ts->rows) {
+        fmt(j->err, sizeof j->err, "%s: out of memory", j->in_path);
+        return -1;
+    }
+    for (size_t i = 0; i < j->nsamples; i++) {
+        struct csvts_row *row = &ts->rows[i];
+        memset(row, 0, sizeof *row);
+        row->t = j->samples[i].t;
+        row->v = j->samples[i].v; /* copied bit for bit: stale markers stay stale */
+        row->extra = NAN;
+        if (!isfinite(row->v)) {
+            row->flags = CSVTS_MISSING;
+            ts->n_missing++;
+            j->stale += sample_is_stale(row->v);
+        }
+    }
+    ts->n = j->nsamples;
+    free(j->samples);
+    j->samples = NULL;
+    j->nsamples = 0;
+    return 0;
+}
+
 static void run_file(struct run *r, struct job *j)
 {
     struct csvts ts;
@@ -871,8 +1862,12 @@ static void run_file(struct run *r, struct job *j)
         j->nwin = nab_labels_find(r->labels, j->rel, &j->win, &j->label_key);
     if (r->opt.score_only)
         co.extra_column = "anomaly_score";
-    if (csvts_load(&ts, j->in_path, &co, j->err, sizeof j->err) < 0)
+    if (j->series) {
+        if (rows_from_samples(j, &ts) < 0)
+            goto fail;
+    } else if (csvts_load(&ts, j->in_path, &co, j->err, sizeof j->err) < 0) {
         goto fail;
+    }
     j->rows = ts.n;
     j->bad = ts.n_bad;
     j->missing = ts.n_missing;
@@ -903,7 +1898,9 @@ static void run_file(struct run *r, struct job *j)
     for (size_t i = 0; i < ts.n; i++) {
         const struct csvts_row *row = &ts.rows[i];
         unsigned flags = 0;
-        if (row->flags & (CSVTS_BAD | CSVTS_MISSING))
+        /* A CSV row without a value has nothing to feed; remote-read samples
+         * all go in, stale markers and NaN too, as the daemon feeds them. */
+        if ((row->flags & CSVTS_BAD) || ((row->flags & CSVTS_MISSING) && !j->series))
             continue;
         int k = model_observe(state, &p, row->t, row->v, buf, OBSERVE_MAX_OUT, &flags);
         if (append_outputs(&out, &nout, &capout, buf, k) < 0)
@@ -1175,23 +2172,64 @@ static void print_ratio(FILE *f, const struct job *j, int s)
         fprintf(f, " %7s", "-");
 }
 
+/* What the summary calls a job: its series (remote read) or its path. */
+static const char *job_name(const struct job *j)
+{
+    return j->series ? j->series : j->rel;
+}
+
+/* The remote-read lines at the top of the text summary. */
+static void print_source(FILE *f, const struct run *r)
+{
+    char from[40], to[40];
+    time_text(r->opt.start_ms, from, sizeof from);
+    time_text(r->opt.end_ms, to, sizeof to);
+    fprintf(f, "source: %s, match %s, %s to %s\n", r->rr.url, r->opt.match, from, to);
+    fprintf(f, "        %zu request%s, %llu bytes; %zu series read, %zu samples kept",
+            r->rr.requests, r->rr.requests == 1 ? "" : "s", (unsigned long long)r->rr.bytes,
+            r->rr.series, r->rr.samples);
+    if (r->rr.overlap)
+        fprintf(f, ", %zu overlapping samples dropped", r->rr.overlap);
+    if (r->rr.skipped_native)
+        fprintf(f, ", %llu native-histogram chunks/samples ignored",
+                (unsigned long long)r->rr.skipped_native);
+    fprintf(f, "\noutput: %s (index.csv maps files to series)\n", r->opt.output);
+    if (r->rr.nskipped) {
+        fprintf(f, "skipped, no rule models them: %zu series:", r->rr.nskipped);
+        for (size_t i = 0; i < r->rr.nskipped && i < 20; i++)
+            fprintf(f, " %s", r->rr.skipped[i].series);
+        if (r->rr.nskipped > 20)
+            fprintf(f, " ... (all in index.csv)");
+        fputc('\n', f);
+    }
+}
+
 static void print_text(struct run *r, const struct totals *t, double secs)
 {
     FILE *f = stdout;
     bool score_only = r->opt.score_only != NULL;
+    bool remote = r->opt.remote_read != NULL;
 
-    fprintf(f, "promcast backtest: %zu file%s, %zu rows", r->njobs, r->njobs == 1 ? "" : "s",
-            t->rows);
+    if (remote)
+        fprintf(f, "promcast backtest: %zu series, %zu rows", r->njobs, t->rows);
+    else
+        fprintf(f, "promcast backtest: %zu file%s, %zu rows", r->njobs, r->njobs == 1 ? "" : "s",
+                t->rows);
     if (t->bad || t->missing)
         fprintf(f, " (%zu malformed, %zu missing values)", t->bad, t->missing);
     if (t->files_failed)
-        fprintf(f, ", %zu file%s FAILED", t->files_failed, t->files_failed == 1 ? "" : "s");
+        fprintf(f, ", %zu %s FAILED", t->files_failed,
+                remote                 ? "series"
+                : t->files_failed == 1 ? "file"
+                                       : "files");
     fprintf(f, ", %.1f s\n", secs);
     if (!score_only)
         fprintf(f, "config: %s\n", r->cfg && r->cfg->source ? r->cfg->source : "<embedded>");
+    if (remote)
+        print_source(f, r);
 
     /* Per file. */
-    fprintf(f, "\n%-52s %7s", "file", "rows");
+    fprintf(f, "\n%-52s %7s", remote ? "series" : "file", "rows");
     if (!score_only) {
         fprintf(f, " %6s %7s %6s", "step", "ready", "cover");
         for (int s = 0; s < t->nslots; s++)
@@ -1203,10 +2241,10 @@ static void print_text(struct run *r, const struct totals *t, double secs)
     for (size_t i = 0; i < r->njobs; i++) {
         const struct job *j = &r->jobs[i];
         if (j->failed) {
-            fprintf(f, "%-52s FAILED: %s\n", j->rel, j->err);
+            fprintf(f, "%-52s FAILED: %s\n", job_name(j), j->err);
             continue;
         }
-        fprintf(f, "%-52s %7zu", j->rel, j->rows);
+        fprintf(f, "%-52s %7zu", job_name(j), j->rows);
         if (!score_only) {
             char step[32] = "-";
             if (j->step_ms > 0) {
@@ -1244,20 +2282,24 @@ static void print_text(struct run *r, const struct totals *t, double secs)
                    "chosen threshold)\n");
 
     if (!score_only && t->nslots > 0) {
-        fprintf(f, "\nforecast error: geometric mean over files of MAE / baseline MAE\n"
-                   "(naive = value at the forecast origin, snaive = value one season before the "
+        fprintf(f, "\nforecast error: geometric mean over %s of MAE / baseline MAE\n",
+                remote ? "series" : "files");
+        fprintf(f, "(naive = value at the forecast origin, snaive = value one season before the "
                    "target)\n");
-        fprintf(f, "  %-8s %9s %5s %9s %5s", "", "all files", "", "", "");
+        const char *unit = remote ? "series" : "files";
+        int w = remote ? 6 : 5;
+        fprintf(f, "  %-8s %9s %*s %9s %*s", "", remote ? "all series" : "all files", w, "", "", w,
+                "");
         if (t->sub_files)
             fprintf(f, " | %s", "reference subset");
-        fprintf(f, "\n  %-8s %9s %5s %9s %5s", "horizon", "vs naive", "files", "vs snaive",
-                "files");
+        fprintf(f, "\n  %-8s %9s %*s %9s %*s", "horizon", "vs naive", w, unit, "vs snaive", w,
+                unit);
         if (t->sub_files)
             fprintf(f, " | %9s %5s %9s %5s", "vs naive", "files", "vs snaive", "files");
         fputc('\n', f);
         for (int s = 0; s < t->nslots; s++) {
-            fprintf(f, "  %-8s %9.3f %5zu %9.3f %5zu", t->slot_name[s], geo_mean(&t->naive[s]),
-                    t->naive[s].n, geo_mean(&t->seasonal[s]), t->seasonal[s].n);
+            fprintf(f, "  %-8s %9.3f %*zu %9.3f %*zu", t->slot_name[s], geo_mean(&t->naive[s]), w,
+                    t->naive[s].n, geo_mean(&t->seasonal[s]), w, t->seasonal[s].n);
             if (t->sub_files)
                 fprintf(f, " | %9.3f %5zu %9.3f %5zu", geo_mean(&t->sub_naive[s]),
                         t->sub_naive[s].n, geo_mean(&t->sub_seasonal[s]), t->sub_seasonal[s].n);
@@ -1274,7 +2316,7 @@ static void print_text(struct run *r, const struct totals *t, double secs)
             for (size_t i = 0; i < r->njobs; i++) {
                 double q;
                 if (!r->jobs[i].failed && !ratio(&r->jobs[i], s, false, &q))
-                    fprintf(f, " %s", r->jobs[i].rel);
+                    fprintf(f, " %s", job_name(&r->jobs[i]));
             }
             fputc('\n', f);
         }
@@ -1363,6 +2405,35 @@ static void json_slot(FILE *f, const struct job *j, int s)
     fputc('}', f);
 }
 
+/* The "source" and "skipped_series" members of a remote-read summary. */
+static void json_source(FILE *f, const struct run *r)
+{
+    char from[40], to[40];
+    time_text(r->opt.start_ms, from, sizeof from);
+    time_text(r->opt.end_ms, to, sizeof to);
+    fputs(",\n  \"source\": {\"remote_read\": ", f);
+    json_str(f, r->rr.url);
+    fputs(", \"match\": ", f);
+    json_str(f, r->opt.match);
+    fputs(", \"start\": ", f);
+    json_str(f, from);
+    fputs(", \"end\": ", f);
+    json_str(f, to);
+    fprintf(f,
+            ", \"start_ms\": %lld, \"end_ms\": %lld, \"requests\": %zu, \"response_bytes\": %llu"
+            ", \"series\": %zu, \"series_modelled\": %zu, \"series_skipped\": %zu, \"samples\": %zu"
+            ", \"overlapping_samples\": %zu, \"native_histograms_ignored\": %llu}",
+            (long long)r->opt.start_ms, (long long)r->opt.end_ms, r->rr.requests,
+            (unsigned long long)r->rr.bytes, r->rr.series, r->njobs, r->rr.nskipped, r->rr.samples,
+            r->rr.overlap, (unsigned long long)r->rr.skipped_native);
+    fputs(",\n  \"skipped_series\": [", f);
+    for (size_t i = 0; i < r->rr.nskipped; i++) {
+        fputs(i ? ", " : "", f);
+        json_str(f, r->rr.skipped[i].series);
+    }
+    fputc(']', f);
+}
+
 static int write_json(struct run *r, const struct totals *t, double secs)
 {
     char *tmp = NULL;
@@ -1386,6 +2457,8 @@ static int write_json(struct run *r, const struct totals *t, double secs)
         json_str(f, r->cfg->source ? r->cfg->source : "<embedded>");
     else
         fputs("null", f);
+    if (r->opt.remote_read)
+        json_source(f, r);
     fprintf(f, ",\n  \"seconds\": %.3f", secs);
     fprintf(f, ",\n  \"files_total\": %zu, \"files_failed\": %zu", r->njobs, t->files_failed);
     fprintf(f, ",\n  \"rows\": %zu, \"malformed_rows\": %zu, \"missing_values\": %zu", t->rows,
@@ -1453,6 +2526,10 @@ static int write_json(struct run *r, const struct totals *t, double secs)
         const struct job *j = &r->jobs[i];
         fprintf(f, "%s\n    {\"path\": ", i ? "," : "");
         json_str(f, j->rel);
+        if (j->series) {
+            fputs(", \"series\": ", f);
+            json_str(f, j->series);
+        }
         if (j->failed) {
             fputs(", \"error\": ", f);
             json_str(f, j->err);
@@ -1472,6 +2549,8 @@ static int write_json(struct run *r, const struct totals *t, double secs)
                     j->steps, j->ready, j->no_output);
             fprintf(f, ", \"late\": %zu, \"duplicates\": %zu, \"gaps\": %zu", j->late, j->duplicate,
                     j->gaps);
+            if (j->series)
+                fprintf(f, ", \"stale_markers\": %zu", j->stale);
             fputs(", \"coverage\": ", f);
             json_num(f, j->ev.cov_n ? (double)j->ev.cov_inside / (double)j->ev.cov_n : NAN);
             fputs(", \"horizons\": {", f);
@@ -1522,16 +2601,38 @@ static int write_json(struct run *r, const struct totals *t, double secs)
 
 /* ---- Entry point ------------------------------------------------------------------- */
 
+/* Make sure --output can be a directory before reading anything. */
+static int prepare_output_dir(const char *dir)
+{
+    struct stat st;
+    char err[600] = "";
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        fprintf(stderr, "promcast backtest: --output %s: not a directory\n", dir);
+        return -1;
+    }
+    char *probe = path_join(dir, "index.csv");
+    int rc = probe ? make_parent_dirs(probe, err, sizeof err) : -1;
+    free(probe);
+    if (rc < 0)
+        fprintf(stderr, "promcast backtest: --output %s: %s\n", dir,
+                err[0] ? err : "out of memory");
+    return rc;
+}
+
 int backtest_main(int argc, char **argv)
 {
     struct run r;
     struct totals t;
+    struct rr_fetch rf;
     char err[4096];
     int ret = 1, nerr = 0;
-    bool totals_done = false;
+    bool totals_done = false, curl_started = false;
 
     memset(&r, 0, sizeof r);
     memset(&t, 0, sizeof t);
+    memset(&rf, 0, sizeof rf);
     pthread_mutex_init(&r.lock, NULL);
     int pa = parse_args(argc, argv, &r.opt);
     if (pa != 0) {
@@ -1565,16 +2666,34 @@ int backtest_main(int argc, char **argv)
             goto done;
         }
     }
-    if (make_jobs(&r, r.opt.score_only ? r.opt.score_only : r.opt.input,
-                  r.opt.score_only ? NULL : r.opt.output) < 0)
-        goto done;
-    /* Outputs must never overwrite the inputs they are made from. */
-    for (size_t i = 0; i < r.njobs; i++) {
-        if (r.jobs[i].out_path && (strcmp(r.jobs[i].out_path, r.jobs[i].in_path) == 0 ||
-                                   same_file(r.jobs[i].out_path, r.jobs[i].in_path))) {
-            fprintf(stderr, "promcast backtest: output %s would overwrite its input\n",
-                    r.jobs[i].out_path);
+    if (r.opt.remote_read) {
+        if (prepare_output_dir(r.opt.output) < 0)
             goto done;
+        /* A whole program: libcurl is set up here, before any thread. */
+        if (outbound_global_init() < 0) {
+            fprintf(stderr, "promcast backtest: cannot initialise the HTTP client\n");
+            goto done;
+        }
+        curl_started = true;
+        if (rr_init(&rf, r.cfg, r.opt.max_series, r.opt.max_samples) < 0) {
+            fprintf(stderr, "promcast backtest: out of memory\n");
+            goto done;
+        }
+        if (fetch_remote(&r, &rf) < 0 || make_remote_jobs(&r, &rf) < 0)
+            goto done;
+        rr_cleanup(&rf); /* the samples now belong to the jobs */
+    } else {
+        if (make_jobs(&r, r.opt.score_only ? r.opt.score_only : r.opt.input,
+                      r.opt.score_only ? NULL : r.opt.output) < 0)
+            goto done;
+        /* Outputs must never overwrite the inputs they are made from. */
+        for (size_t i = 0; i < r.njobs; i++) {
+            if (r.jobs[i].out_path && (strcmp(r.jobs[i].out_path, r.jobs[i].in_path) == 0 ||
+                                       same_file(r.jobs[i].out_path, r.jobs[i].in_path))) {
+                fprintf(stderr, "promcast backtest: output %s would overwrite its input\n",
+                        r.jobs[i].out_path);
+                goto done;
+            }
         }
     }
 
@@ -1582,6 +2701,8 @@ int backtest_main(int argc, char **argv)
     if (compute_totals(&r, &t) < 0)
         goto done;
     totals_done = true;
+    if (r.opt.remote_read && write_index(&r) < 0)
+        goto done;
     double secs = (double)(clock_mono_ms() - t0) / 1000.0;
     print_text(&r, &t, secs);
     fflush(stdout);
@@ -1594,16 +2715,24 @@ int backtest_main(int argc, char **argv)
 done:
     if (totals_done)
         totals_cleanup(&t);
+    rr_cleanup(&rf);
     for (size_t i = 0; i < r.njobs; i++) {
         free(r.jobs[i].rel);
         free(r.jobs[i].in_path);
         free(r.jobs[i].out_path);
+        free(r.jobs[i].series);
+        free(r.jobs[i].samples);
         free(r.jobs[i].nab_t);
         free(r.jobs[i].nab_score);
     }
     free(r.jobs);
+    for (size_t i = 0; i < r.rr.nskipped; i++)
+        free(r.rr.skipped[i].series);
+    free(r.rr.skipped);
     nab_labels_destroy(r.labels);
     config_destroy(r.cfg);
+    if (curl_started)
+        outbound_global_cleanup();
     pthread_mutex_destroy(&r.lock);
     return ret;
 }

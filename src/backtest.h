@@ -1,15 +1,17 @@
 /*
- * backtest.h — `promcast backtest`: replay CSV history through the model.
+ * backtest.h — `promcast backtest`: replay history through the model.
  *
- * The command reads one CSV file or every CSV below a directory, feeds each
- * series through exactly the model code the daemon runs (model.h), writes one
- * output row per input row, and prints a summary: forecast error relative to
- * naive baselines per horizon, one-step interval coverage and, when anomaly
- * windows are given, the NAB score (nab.h). docs/backtest.md is the user
- * documentation; `promcast backtest --help` lists every flag.
+ * The command reads one CSV file or every CSV below a directory, or fetches
+ * the series a selector matches from a Prometheus remote-read endpoint
+ * (`--remote-read`), feeds each series through exactly the model code the
+ * daemon runs (model.h), writes one output row per input row (sample), and
+ * prints a summary: forecast error relative to naive baselines per horizon,
+ * one-step interval coverage and, when anomaly windows are given, the NAB
+ * score (nab.h). docs/backtest.md is the user documentation; `promcast
+ * backtest --help` lists every flag.
  *
- * The forecast evaluation is exported so unit tests can check its arithmetic
- * on hand-made series.
+ * The forecast evaluation, the remote-read file naming and the time-range
+ * splitting are exported so unit tests can check their arithmetic.
  *
  * Thread-safety: backtest_main() is a whole program (it may start worker
  * threads of its own); backtest_evaluate() is pure and reentrant.
@@ -20,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "labels.h"
 #include "model.h"
 
 /* Entry point of `promcast backtest`; argv[0] is "backtest". Returns the
@@ -71,5 +74,57 @@ int backtest_evaluate(const struct model_output *out, size_t n, int64_t step_ms,
  * 1d) when within 10 % of one, otherwise rounded to whole seconds (whole ms
  * under 1 s). Returns 0 when there is no positive difference. */
 int64_t backtest_infer_step(const int64_t *t, size_t n);
+
+/* ---- Remote read (`--remote-read=URL --match=SELECTOR`) ------------------ */
+
+/* Defaults and bounds of the remote-read flags (docs/backtest.md). */
+#define BACKTEST_DEFAULT_RANGE_MS         (7 * 86400000LL)  /* --start default: end - 7d */
+#define BACKTEST_DEFAULT_MAX_RANGE_MS     (90 * 86400000LL) /* --max-range */
+#define BACKTEST_DEFAULT_REQUEST_RANGE_MS 86400000LL        /* --request-range: 1d */
+#define BACKTEST_MIN_REQUEST_RANGE_MS     60000LL           /* smallest --request-range */
+#define BACKTEST_DEFAULT_MAX_SERIES       1000u             /* --max-series */
+#define BACKTEST_MAX_MAX_SERIES           1000000u          /* largest --max-series */
+#define BACKTEST_DEFAULT_MAX_SAMPLES      50000000u         /* --max-samples (16 bytes each) */
+#define BACKTEST_DEFAULT_TIMEOUT_MS       60000             /* per request, without a config */
+
+/* Bytes of the metric-name part of a file name; longest name with its NUL. */
+#define BACKTEST_FILE_METRIC_MAX 120
+#define BACKTEST_FILE_NAME_MAX   (BACKTEST_FILE_METRIC_MAX + 2 + 16 + 4 + 1)
+
+/*
+ * The output file name of a series fetched by remote read:
+ * `<metric>__<hash>.csv`. <metric> is the __name__ value with every byte
+ * outside [A-Za-z0-9_] replaced by '_', cut to BACKTEST_FILE_METRIC_MAX
+ * bytes ("series" when there is no name); <hash> is 16 lower-case hex digits
+ * of the 64-bit FNV-1a hash of the label set encoded as Prometheus hashes
+ * one (for each label in order: name, 0xff, value, 0xff). So a name is safe
+ * on any file system (no '/', '.', '-' or ':'), the same label set always
+ * gives the same name, and different sets differ unless their 64-bit hashes
+ * collide (the command renames such a rare collision, see docs). labels must
+ * be sorted by name (as remote read delivers them) and are borrowed.
+ * Writes the NUL-terminated name into buf and returns its length, or 0
+ * (buf set to "" when cap > 0) when cap is smaller than the name needs;
+ * BACKTEST_FILE_NAME_MAX is always enough. Pure.
+ */
+size_t backtest_series_file_name(const struct label *labels, size_t n, char *buf, size_t cap);
+
+/* One remote-read query range, both ends inclusive (ms since the epoch). */
+struct backtest_range {
+    int64_t start_ms;
+    int64_t end_ms;
+};
+
+/*
+ * How [start_ms, end_ms] (inclusive) is cut into sub-requests of part_ms:
+ * part i covers [start + i*part, min(start + (i+1)*part - 1, end)], so the
+ * parts are disjoint, ascending and together cover the range exactly (the
+ * last may be shorter, down to one millisecond). backtest_range_parts()
+ * returns their number: 0 when start > end or part_ms <= 0.
+ * backtest_range_part() returns part i (< the number of parts; otherwise an
+ * empty range with start > end). Pure.
+ */
+size_t backtest_range_parts(int64_t start_ms, int64_t end_ms, int64_t part_ms);
+struct backtest_range backtest_range_part(int64_t start_ms, int64_t end_ms, int64_t part_ms,
+                                          size_t i);
 
 #endif
