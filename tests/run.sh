@@ -57,10 +57,11 @@ step() { # step NAME CMD...
 # ctest's own summary gives per-test counts; keep them for the final line.
 tests_passed=0
 tests_failed=0
-run_ctest() { # run_ctest BUILD_DIR
-    local out rc
+run_ctest() { # run_ctest BUILD_DIR [CTEST_ARGS...]
+    local out rc dir=$1
+    shift
     out=$(mktemp)
-    ctest --test-dir "$1" --output-on-failure -j "$JOBS" --timeout 900 2>&1 | tee "$out"
+    ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 900 "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     local line
     line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$out" | tail -n1)
@@ -128,7 +129,7 @@ step "build (ThreadSanitizer)" build "$ROOT/build-tsan" -DPROMCAST_WERROR=ON -DP
 # The unit tests hold the concurrency tests (index, self-metrics, writer,
 # outbound); the end-to-end scenarios ran above with ASan.
 TSAN_OPTIONS=halt_on_error=1 step "unit tests under ThreadSanitizer" \
-    ctest --test-dir "$ROOT/build-tsan" -L unit --output-on-failure -j "$JOBS" --timeout 900
+    run_ctest "$ROOT/build-tsan" -L unit
 step "build fuzz targets (clang)" build "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang \
     -DPROMCAST_FUZZ=ON -DPROMCAST_SANITIZE=ON -DPROMCAST_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug
 step "fuzz (${FUZZ_SECONDS}s per target)" fuzz_all
