@@ -1508,14 +1508,10 @@ static void parse_remote_write(struct ctx *c, struct config *cfg, const struct n
 {
     static const char *const keys[] = {HTTP_CLIENT_KEYS, "protocol", "queue", "remote_timeout",
                                        NULL};
-    static const char *const qkeys[] = {"capacity",
-                                        "max_samples_per_send",
-                                        "batch_send_deadline",
-                                        "min_backoff",
-                                        "max_backoff",
-                                        "retry_on_http_429",
-                                        "shards",
-                                        NULL};
+    static const char *const qkeys[] = {
+        "capacity",    "max_samples_per_send", "batch_send_deadline", "batch_idle_flush",
+        "min_backoff", "max_backoff",          "retry_on_http_429",   "shards",
+        NULL};
     static const char *const protocols[] = {"v1", "v2", NULL};
     bool bad;
     const struct node *v = seq_at(c, root, "", "remote_write", &bad);
@@ -1536,6 +1532,7 @@ static void parse_remote_write(struct ctx *c, struct config *cfg, const struct n
         w->queue_capacity = 100000;
         w->max_samples_per_send = 2000;
         w->batch_send_deadline_ms = 5000;
+        w->batch_idle_flush_ms = 200;
         w->min_backoff_ms = 30;
         w->max_backoff_ms = 5000;
         w->retry_on_http_429 = true;
@@ -1557,6 +1554,7 @@ static void parse_remote_write(struct ctx *c, struct config *cfg, const struct n
             int rm =
                 get_u64(c, q, qp, "max_samples_per_send", &w->max_samples_per_send, 1, 1000000);
             get_duration(c, q, qp, "batch_send_deadline", &w->batch_send_deadline_ms, 1);
+            get_duration(c, q, qp, "batch_idle_flush", &w->batch_idle_flush_ms, 0);
             int r1 = get_duration(c, q, qp, "min_backoff", &w->min_backoff_ms, 1);
             int r2 = get_duration(c, q, qp, "max_backoff", &w->max_backoff_ms, 1);
             get_bool(c, q, qp, "retry_on_http_429", &w->retry_on_http_429);

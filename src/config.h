@@ -135,6 +135,7 @@ struct config_remote_write {
     uint64_t queue_capacity;
     uint64_t max_samples_per_send;
     int64_t batch_send_deadline_ms;
+    int64_t batch_idle_flush_ms; /* send early once no sample came for this long; 0 = off */
     int64_t min_backoff_ms;
     int64_t max_backoff_ms;
     bool retry_on_http_429;

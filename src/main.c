@@ -249,6 +249,7 @@ static bool remote_write_eq(const struct config *a, const struct config *b)
             x->queue_capacity != y->queue_capacity ||
             x->max_samples_per_send != y->max_samples_per_send ||
             x->batch_send_deadline_ms != y->batch_send_deadline_ms ||
+            x->batch_idle_flush_ms != y->batch_idle_flush_ms ||
             x->min_backoff_ms != y->min_backoff_ms || x->max_backoff_ms != y->max_backoff_ms ||
             x->retry_on_http_429 != y->retry_on_http_429 || x->shards != y->shards)
             return false;

@@ -78,6 +78,7 @@ struct writer {
     uint64_t bytes_cap;
     size_t max_per_send;
     int64_t deadline_ms;
+    int64_t idle_ms; /* batch_idle_flush; 0 = off */
     int64_t min_backoff_ms;
     int64_t max_backoff_ms;
     bool retry_429;
@@ -613,7 +614,13 @@ static void *sender_main(void *arg)
             pthread_cond_wait(&s->cond, &s->mu);
             continue;
         }
+        /* Send when the batch is full, when its oldest sample has waited
+         * batch_send_deadline, or when nothing new came for batch_idle_flush
+         * (outputs come in bursts at step boundaries: waiting out the
+         * deadline after a burst adds latency and fills nothing). */
         int64_t due = s->head->enq_ms + w->deadline_ms;
+        if (w->idle_ms > 0 && s->tail->enq_ms + w->idle_ms < due)
+            due = s->tail->enq_ms + w->idle_ms;
         if (!cl && s->count < w->max_per_send && now < due) {
             shard_wait_until(s, due);
             continue;
@@ -750,6 +757,7 @@ struct writer *writer_create(const struct config_remote_write *cfg,
     w->bytes_cap = w->capacity * WRITER_BYTES_PER_SAMPLE;
     w->max_per_send = cfg->max_samples_per_send ? (size_t)cfg->max_samples_per_send : 2000;
     w->deadline_ms = cfg->batch_send_deadline_ms > 0 ? cfg->batch_send_deadline_ms : 5000;
+    w->idle_ms = cfg->batch_idle_flush_ms;
     w->min_backoff_ms = cfg->min_backoff_ms > 0 ? cfg->min_backoff_ms : 30;
     w->max_backoff_ms = cfg->max_backoff_ms > 0 ? cfg->max_backoff_ms : 5000;
     if (w->max_backoff_ms < w->min_backoff_ms)

@@ -389,6 +389,41 @@ static void test_batch_by_deadline(void)
     rx_stop(x);
 }
 
+/* A burst followed by silence goes out after batch_idle_flush, not after
+ * the (hour-long) deadline; with the idle flush off it waits. */
+static void test_batch_idle_flush(void)
+{
+    for (int on = 1; on >= 0; on--) {
+        struct rx *x = rx_start();
+        char url[128];
+        struct config_remote_write c = rw_cfg(x, url, sizeof url);
+        c.max_samples_per_send = 1000;
+        c.batch_send_deadline_ms = 3600000;
+        c.batch_idle_flush_ms = on ? 50 : 0;
+        struct writer *w = mk(&c, NULL, NULL);
+        struct lset s;
+        int64_t now = clock_now_ms();
+        for (int i = 0; i < 4; i++) {
+            lset_make(&s, "idle", i);
+            CHECK(writer_enqueue(w, s.l, 3, now - 1000, 2.5) == 0, "enqueue %d", i);
+        }
+        if (on) {
+            WAIT_FOR(rx_get(x, &x->ok_requests) >= 1);
+            CHECK(rx_get(x, &x->ok_requests) == 1 && x->batch[0] == 4,
+                  "idle flush: %d requests, %d samples", x->ok_requests, x->batch[0]);
+        } else {
+            /* Nothing may be sent before shutdown: check a while later. */
+            sleep_ms(300);
+            CHECK(rx_get(x, &x->ok_requests) == 0, "idle flush off sent %d requests",
+                  x->ok_requests);
+        }
+        CHECK(writer_shutdown(w, deadline_in(5000)) == 0, "nothing abandoned");
+        CHECK(x->nrecs == 4, "4 samples received: %zu", x->nrecs);
+        writer_destroy(w);
+        rx_stop(x);
+    }
+}
+
 /* 4 shards, 20 series x 100 samples, every third request fails with 500. */
 static void test_order_and_retry(void)
 {
@@ -812,6 +847,7 @@ int main(void)
     test_create_errors();
     test_batch_by_size();
     test_batch_by_deadline();
+    test_batch_idle_flush();
     test_order_and_retry();
     test_429();
     test_4xx_and_5xx_retry_after();
