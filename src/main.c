@@ -39,7 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Seconds the warm-start queue must have had the chance to fill before an
+/* How long the warm-start queue must have had the chance to fill before an
  * empty queue counts as "warm-up done" for readiness. */
 #define READY_GRACE_MS 5000
 
@@ -457,16 +457,11 @@ static void register_pipeline_metrics(struct daemon *d)
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         selfmetrics_register_callback(d->metrics, m[i].type, m[i].name, m[i].help, m[i].fn,
                                       d->pipeline);
-    d->snapshots_ok =
-        selfmetrics_counter_get(selfmetrics_register_counter(d->metrics, "promcast_snapshots_total",
-                                                             "State snapshots written, by result.",
-                                                             1, (const char *const[]){"result"}),
-                                "ok");
-    d->snapshots_failed =
-        selfmetrics_counter_get(selfmetrics_register_counter(d->metrics, "promcast_snapshots_total",
-                                                             "State snapshots written, by result.",
-                                                             1, (const char *const[]){"result"}),
-                                "failed");
+    struct selfmetrics_family *snaps = selfmetrics_register_counter(
+        d->metrics, "promcast_snapshots_total", "State snapshots written, by result.", 1,
+        (const char *const[]){"result"});
+    d->snapshots_ok = selfmetrics_counter_get(snaps, "ok");
+    d->snapshots_failed = selfmetrics_counter_get(snaps, "failed");
     d->snapshot_time =
         selfmetrics_simple_gauge(d->metrics, "promcast_snapshot_last_success_timestamp_seconds",
                                  "When the last state snapshot was committed.");
